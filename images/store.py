@@ -1,0 +1,97 @@
+"""Where built images live, and what a built image is.
+
+``$SCHEDCP_HOME/images/<key>/`` holds, once a build has finished (the folder is renamed
+into place atomically, so a half-built image never appears here):
+
+- ``base.qcow2``: the root filesystem (ext4, read-only backing file of every VM);
+- ``vmlinuz`` and ``initrd.img``: the pinned kernel for direct kernel boot;
+- ``id_ed25519`` / ``id_ed25519.pub``: the client key the host logs in with (per image);
+- ``known_hosts``: the guest's host key, so the relay pins it;
+- ``image.lock.json``: the manifest and the digests of every artefact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+
+def home() -> Path:
+    """Root of schedcp's host-side state (images, saved VM states, run folders).
+
+    Must be traversable by libvirt's QEMU user, so it is not under /root by default.
+    """
+    return Path(os.environ.get("SCHEDCP_HOME", "/var/lib/schedcp"))
+
+
+def images_dir() -> Path:
+    return home() / "images"
+
+
+class ImageLock(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    key: str
+    recipe: str
+    kernel_release: str
+    kernel_version: str
+    cmdline: str
+    boot_initrd: bool
+    digests: dict[str, str]
+    packages: dict[str, str]
+    manifest: dict
+    built_at: str
+    build_seconds: float
+    tools: dict[str, str]
+
+
+class Image:
+    """A finished image folder."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.lock = ImageLock.model_validate_json((folder / "image.lock.json").read_text())
+
+    @property
+    def key(self) -> str:
+        return self.lock.key
+
+    base = property(lambda self: self.folder / "base.qcow2")
+    kernel = property(lambda self: self.folder / "vmlinuz")
+    initrd = property(lambda self: self.folder / "initrd.img")
+    client_key = property(lambda self: self.folder / "id_ed25519")
+    known_hosts = property(lambda self: self.folder / "known_hosts")
+
+    def summary(self) -> dict:
+        return {
+            "key": self.key,
+            "recipe": self.lock.recipe,
+            "kernel": self.lock.kernel_release,
+            "built_at": self.lock.built_at,
+            "base_sha256": self.lock.digests.get("base.qcow2", ""),
+            "vmlinuz_sha256": self.lock.digests.get("vmlinuz", ""),
+            "size_mib": round(sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file()) / 2**20),
+        }
+
+
+def find_image(key: str) -> Image | None:
+    folder = images_dir() / key
+    return Image(folder) if (folder / "image.lock.json").is_file() else None
+
+
+def list_images() -> list[Image]:
+    d = images_dir()
+    if not d.is_dir():
+        return []
+    out = []
+    for f in sorted(d.iterdir()):
+        if (f / "image.lock.json").is_file():
+            try:
+                out.append(Image(f))
+            except (ValueError, json.JSONDecodeError):
+                continue
+    return out

@@ -1,0 +1,26 @@
+"""Get a ready backend for a recipe: the image is built (or taken from the cache) first."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from images.build import build
+from images.recipe import load_recipe
+from images.store import find_image
+
+from .libvirt.backend import LibvirtBackend, VMShape
+
+
+def backend_for(recipe: str | None = None, shape: VMShape = VMShape(), *, build_missing: bool = True,
+                log: Callable[[str], None] = print, events=None) -> LibvirtBackend:
+    lr = load_recipe(recipe)
+    image = find_image(lr.key)
+    if image is None:
+        if not build_missing:
+            from .base import SandboxUnavailable
+
+            raise SandboxUnavailable(f"image {lr.key} is not built: run `schedcp image build {lr.name}`")
+        log(f"image for recipe {lr.name} is not built yet: building it (about 2 minutes)")
+        image = build(lr.folder / "recipe.yaml", log=log)
+    kwargs = {"events": events} if events else {}
+    return LibvirtBackend(image, shape, **kwargs)

@@ -1,0 +1,468 @@
+"""The libvirt/QEMU sandbox backend: a fresh VM per trial, started from a saved state.
+
+Reset model (see FACTS "Boot and reset"):
+
+1. Once per (image, VM shape, slot), cold-boot the image on a post-boot overlay
+   ``frozen.qcow2`` (backed by the image's ``base.qcow2``), wait for SSH, close every
+   connection, ``virDomainSave`` to ``state.save``, and make ``frozen.qcow2`` read-only.
+2. Per sandbox: a new ``overlay.qcow2`` backed by ``frozen.qcow2`` and
+   ``virDomainRestoreFlags(state.save, xml)`` with the XML pointing at that overlay, a
+   free SSH port and the sandbox's own console log. The guest resumes exactly where it was
+   saved (sshd listening) with the disk it saw then; everything a trial changes lives in
+   the overlay and in RAM, and is gone when the sandbox closes.
+
+A slot is a saved state with its own domain UUID; a running sandbox holds its slot's lock
+file, so several sandboxes run side by side (one per slot) without clashing names, ports,
+or files. Slots are created on demand. Every sandbox has a run folder
+``$SCHEDCP_HOME/run/<name>/`` with a held lock; a folder whose lock is free belongs to a
+killed run, and :func:`cleanup_stale` destroys its domain and removes it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import libvirt
+import paramiko
+
+from images.store import Image, home
+from ..base import (
+    DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT_S, BootTimeout, ExecResult, GuestCrashed,
+    KernelPinMismatch, RelayError, Sandbox, SandboxError, SandboxUnavailable,
+)
+from ..relay import Relay
+from . import prereqs
+from .domain import DomainSpec, PciAddress, build_xml
+
+PREFIX = "schedcp-"
+MAX_SLOTS = 16
+PANIC_MARKERS = ("Kernel panic - not syncing", "BUG: kernel NULL pointer", "Oops:", "general protection fault")
+Events = Callable[[str, dict], None]
+
+
+def _noop(_kind: str, _data: dict) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class VMShape:
+    vcpus: int = 2
+    memory_mib: int = 4096
+    gpus: tuple[str, ...] = ()
+
+    def tag(self, accel: str) -> str:
+        g = "-gpu" + "_".join(x.replace(":", "").replace(".", "") for x in self.gpus) if self.gpus else ""
+        return f"{accel}-{self.vcpus}c-{self.memory_mib}m{g}"
+
+
+def run_root() -> Path:
+    return home() / "run"
+
+
+def states_root() -> Path:
+    return home() / "states"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _try_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _safe(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", s)[:48]
+
+
+def cleanup_stale(conn: libvirt.virConnect | None = None) -> list[str]:
+    """Destroy domains and remove run folders left by killed runs. Returns what was removed."""
+    conn = conn or prereqs.connect()
+    removed: list[str] = []
+    live: set[str] = set()
+    rr = run_root()
+    if rr.is_dir():
+        for d in sorted(rr.iterdir()):
+            fd = _try_lock(d / "lock") if d.is_dir() else None
+            if fd is None:
+                live.add(d.name)
+                continue
+            try:
+                _destroy_by_name(conn, d.name)
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d.name)
+            finally:
+                os.close(fd)
+    for dom in conn.listAllDomains():
+        name = dom.name()
+        if name.startswith(PREFIX) and name not in live:
+            _destroy_by_name(conn, name)
+            removed.append(name)
+    return removed
+
+
+def _destroy_by_name(conn: libvirt.virConnect, name: str) -> None:
+    try:
+        dom = conn.lookupByName(name)
+    except libvirt.libvirtError:
+        return
+    try:
+        if dom.isActive():
+            dom.destroy()
+        if dom.isPersistent():
+            dom.undefine()
+    except libvirt.libvirtError:
+        pass
+
+
+def _qemu_img_overlay(path: Path, backing: Path, owner: tuple[int, int]) -> None:
+    r = subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(backing), str(path)],
+        capture_output=True, text=True,
+    )
+    if r.returncode != 0:
+        msg = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "unknown error"
+        if "No space" in msg:
+            msg += f" (free space under {path.parent})"
+        raise SandboxError(f"cannot create overlay {path}: {msg}")
+    os.chown(path, *owner)
+
+
+class LibvirtBackend:
+    """Creates sandboxes of one image and one VM shape."""
+
+    def __init__(self, image: Image, shape: VMShape = VMShape(), events: Events = _noop):
+        self.image = image
+        self.shape = shape
+        self.events = events
+        self.conn = prereqs.connect()
+        prereqs.qemu_binary()
+        self.accel = prereqs.detect_accel()
+        self.qemu_owner = prereqs.qemu_user()
+        for p in (image.base, image.kernel, image.initrd, image.client_key):
+            if not p.is_file():
+                raise SandboxUnavailable(f"image {image.key} is incomplete ({p.name} missing): rebuild it")
+        cleanup_stale(self.conn)
+
+    # -- shared pieces ---------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        return states_root() / self.image.key / self.shape.tag(self.accel)
+
+    def _spec(self, name: str, uuid: str, disk: Path, console: Path, port: int, meta: dict) -> DomainSpec:
+        lock = self.image.lock
+        return DomainSpec(
+            name=name, uuid=uuid, kernel=str(self.image.kernel),
+            initrd=str(self.image.initrd),
+            cmdline=f"root=/dev/vda rootfstype=ext4 rw init=/sbin/schedcp-init {lock.cmdline}",
+            disk=str(disk), console_log=str(console), ssh_port=port,
+            vcpus=self.shape.vcpus, memory_mib=self.shape.memory_mib, accel=self.accel,
+            qemu_uid=self.qemu_owner[0], qemu_gid=self.qemu_owner[1],
+            gpus=[PciAddress.parse(g) for g in self.shape.gpus], metadata=meta,
+            emulator=prereqs.QEMU,
+        )
+
+    def _new_run_dir(self, name: str) -> tuple[Path, int]:
+        d = run_root() / name
+        d.mkdir(parents=True, exist_ok=False)
+        os.chmod(d, 0o755)
+        fd = _try_lock(d / "lock")
+        assert fd is not None
+        return d, fd
+
+    def _relay(self, port: int) -> Relay:
+        return Relay("127.0.0.1", port, self.image.client_key, self.image.known_hosts)
+
+    # -- saved states ----------------------------------------------------------------
+    def _acquire_slot(self) -> tuple[int, int]:
+        for n in range(MAX_SLOTS):
+            fd = _try_lock(self.state_dir / f"slot{n}.lock")
+            if fd is not None:
+                return n, fd
+        raise SandboxUnavailable(f"all {MAX_SLOTS} sandbox slots of {self.state_dir} are in use")
+
+    def _ensure_state(self, slot: int) -> Path:
+        """The saved state of this slot, made with one cold boot the first time."""
+        sdir = self.state_dir / f"slot{slot}"
+        if (sdir / "meta.json").is_file():
+            return sdir
+        self.events("state_create", {"slot": slot})
+        tmp = self.state_dir / f".slot{slot}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        os.chmod(tmp, 0o755)
+        frozen = tmp / "frozen.qcow2"
+        _qemu_img_overlay(frozen, self.image.base, self.qemu_owner)
+        uuid = str(uuidlib.uuid4())
+        sb = self._boot(self._slot_name(slot), uuid, frozen, {"role": "state", "slot": str(slot)})
+        try:
+            sb.relay.close()  # no connection may be open inside the saved state
+            time.sleep(0.5)
+            sb.dom.save(str(tmp / "state.save"))
+        except libvirt.libvirtError as e:
+            sb.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SandboxError(f"saving the booted guest failed: {e.get_error_message()}") from None
+        boot_s = sb.meta.get("boot_s")
+        sb.dom = None
+        sb.close()
+        os.chown(frozen, 0, 0)
+        os.chmod(frozen, 0o444)
+        (tmp / "meta.json").write_text(json.dumps(
+            {"uuid": uuid, "image": self.image.key, "shape": self.shape.tag(self.accel),
+             "created": time.time(), "cold_boot_s": boot_s}, indent=2))
+        if sdir.exists():
+            shutil.rmtree(sdir)
+        os.rename(tmp, sdir)
+        return sdir
+
+    # -- boot / restore ----------------------------------------------------------------
+    def _boot(self, name: str, uuid: str, disk: Path, meta: dict, boot_timeout: float = 180.0) -> "LibvirtSandbox":
+        run_dir, lock_fd = self._new_run_dir(name)
+        console = run_dir / "console.log"
+        t0 = time.monotonic()
+        last_err = ""
+        for _attempt in range(3):
+            port = _free_port()
+            xml = build_xml(self._spec(name, uuid, disk, console, port, meta))
+            (run_dir / "domain.xml").write_text(xml)
+            self.events("boot_started", {"name": name, "accel": self.accel})
+            try:
+                dom = self.conn.createXML(xml, 0)
+                break
+            except libvirt.libvirtError as e:
+                last_err = e.get_error_message()
+                if "host forwarding" not in last_err and "Address already in use" not in last_err:
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                    os.close(lock_fd)
+                    raise SandboxUnavailable(f"cannot start VM {name}: {last_err}") from None
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            os.close(lock_fd)
+            raise SandboxUnavailable(f"cannot start VM {name}: no free SSH port ({last_err})")
+        sb = LibvirtSandbox(self, name, run_dir, lock_fd, dom, port, slot_fd=None)
+        try:
+            sb._wait_ssh(time.monotonic() + boot_timeout)
+        except BaseException:
+            sb.close()
+            raise
+        sb.meta["boot_s"] = round(time.monotonic() - t0, 3)
+        self.events("boot_ended", {"name": name, "seconds": sb.meta["boot_s"]})
+        return sb
+
+    def cold_boot(self, job: str = "adhoc", trial: str | None = None) -> "LibvirtSandbox":
+        """A guest booted from scratch (no saved state): for measurements and debugging."""
+        name = self._name(job, trial)
+        run_name_dir = run_root() / name
+        run_name_dir.parent.mkdir(parents=True, exist_ok=True)
+        disk = run_root() / f".{name}.qcow2"
+        _qemu_img_overlay(disk, self.image.base, self.qemu_owner)
+        try:
+            sb = self._boot(name, str(uuidlib.uuid4()), disk, {"job": job, "trial": trial or "", "role": "cold"})
+        except BaseException:
+            disk.unlink(missing_ok=True)
+            raise
+        shutil.move(str(disk), sb.run_dir / "overlay.qcow2")
+        sb.check_kernel_pin()
+        return sb
+
+    def _name(self, job: str, trial: str | None) -> str:
+        return f"{PREFIX}{_safe(job)}-{_safe(trial or secrets.token_hex(4))}"
+
+    def _slot_name(self, slot: int) -> str:
+        # libvirt restores a saved domain only under its saved name and UUID, so the
+        # domain name belongs to the slot; job and trial go into the metadata.
+        return f"{PREFIX}{self.image.key.rsplit('-', 1)[-1]}-{self.shape.tag(self.accel)}-s{slot}"
+
+    def open(self, job: str = "adhoc", trial: str | None = None, ready_timeout: float = 60.0) -> "LibvirtSandbox":
+        """A fresh sandbox restored from this slot's saved state (about a second)."""
+        t0 = time.monotonic()
+        slot, slot_fd = self._acquire_slot()
+        try:
+            sdir = self._ensure_state(slot)
+            uuid = json.loads((sdir / "meta.json").read_text())["uuid"]
+            name = self._slot_name(slot)
+            run_dir, lock_fd = self._new_run_dir(name)
+        except BaseException:
+            os.close(slot_fd)
+            raise
+        try:
+            overlay = run_dir / "overlay.qcow2"
+            _qemu_img_overlay(overlay, sdir / "frozen.qcow2", self.qemu_owner)
+            console = run_dir / "console.log"
+            meta = {"job": job, "trial": trial or "", "slot": str(slot), "role": "trial"}
+            dom, port = None, 0
+            for _attempt in range(3):
+                port = _free_port()
+                xml = build_xml(self._spec(name, uuid, overlay, console, port, meta))
+                try:
+                    self.conn.restoreFlags(str(sdir / "state.save"), xml, libvirt.VIR_DOMAIN_SAVE_RUNNING)
+                    dom = self.conn.lookupByName(name)
+                    break
+                except libvirt.libvirtError as e:
+                    msg = e.get_error_message()
+                    if "host forwarding" in msg or "Address already in use" in msg:
+                        continue
+                    raise SandboxUnavailable(f"cannot restore VM {name} from {sdir}: {msg}") from None
+            if dom is None:
+                raise SandboxUnavailable(f"cannot restore VM {name}: no free SSH port")
+            (run_dir / "domain.xml").write_text(xml)
+        except BaseException:
+            _destroy_by_name(self.conn, name)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            os.close(lock_fd)
+            os.close(slot_fd)
+            raise
+        sb = LibvirtSandbox(self, name, run_dir, lock_fd, dom, port, slot_fd=slot_fd)
+        sb.label = f"{job}/{trial}" if trial else job
+        try:
+            sb._wait_ssh(time.monotonic() + ready_timeout)
+            sb.meta["restore_s"] = round(time.monotonic() - t0, 3)
+            sb.after_restore()
+        except BaseException:
+            sb.close()
+            raise
+        self.events("sandbox_ready", {"name": name, "seconds": sb.meta["restore_s"], "slot": slot})
+        return sb
+
+
+class LibvirtSandbox(Sandbox):
+    def __init__(self, backend: LibvirtBackend, name: str, run_dir: Path, lock_fd: int,
+                 dom: libvirt.virDomain, port: int, slot_fd: int | None):
+        self.backend, self.name, self.run_dir = backend, name, run_dir
+        self.dom = dom
+        self.port = port
+        self._lock_fd, self._slot_fd = lock_fd, slot_fd
+        self.relay = backend._relay(port)
+        self.meta: dict = {}
+        self.label = name
+        self.closed = False
+
+    @property
+    def console_path(self) -> Path:
+        return self.run_dir / "console.log"
+
+    # -- readiness / health ---------------------------------------------------------------
+    def _wait_ssh(self, deadline: float) -> None:
+        last = ""
+        while True:
+            self.check_alive()
+            try:
+                self.relay.connect(timeout=max(1.0, min(10.0, deadline - time.monotonic())))
+                return
+            except (paramiko.SSHException, OSError, EOFError) as e:
+                last = f"{type(e).__name__}: {e}"
+                self.relay.close()
+            if time.monotonic() > deadline:
+                raise BootTimeout(
+                    f"guest {self.name} not reachable over SSH in time ({last}); console tail: "
+                    + self.console_tail(600).replace("\n", " | ")
+                )
+            time.sleep(0.05)
+
+    def after_restore(self) -> None:
+        """Sync the guest clock and entropy with the host, then check the kernel pin."""
+        r = self.relay.run(
+            f"date -s @{time.time():.6f} >/dev/null; echo {secrets.token_hex(64)} > /dev/urandom; uname -r",
+            timeout=30,
+        )
+        self._check_release(r.stdout.strip())
+
+    def check_kernel_pin(self) -> None:
+        self._check_release(self.run("uname -r", timeout=30).stdout.strip())
+
+    def _check_release(self, release: str) -> None:
+        pinned = self.backend.image.lock.kernel_release
+        if release != pinned:
+            raise KernelPinMismatch(f"guest runs kernel {release!r} but image {self.backend.image.key} pins {pinned!r}")
+
+    def check_alive(self) -> None:
+        try:
+            active = self.dom is not None and self.dom.isActive()
+            state = self.dom.state() if self.dom is not None and active else None
+        except libvirt.libvirtError:
+            active, state = False, None
+        tail = self.console_tail()
+        if not active:
+            why = "panicked" if any(m in tail for m in PANIC_MARKERS) else "died"
+            raise GuestCrashed(f"guest {self.name} {why}; console tail: " + _last_lines(tail, 8), tail)
+        if state and state[0] == libvirt.VIR_DOMAIN_CRASHED:
+            raise GuestCrashed(f"guest {self.name} crashed; console tail: " + _last_lines(tail, 8), tail)
+
+    def console_tail(self, max_bytes: int = 4000) -> str:
+        try:
+            with open(self.console_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - max_bytes))
+                return f.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    # -- the Sandbox contract ------------------------------------------------------------
+    def run(self, cmd: str, timeout: float = DEFAULT_TIMEOUT_S, max_output: int = DEFAULT_MAX_OUTPUT) -> ExecResult:
+        try:
+            res = self.relay.run(cmd, timeout=timeout, max_output=max_output)
+        except RelayError:
+            self.check_alive()  # raises GuestCrashed when the guest is gone
+            raise
+        if res.timed_out:
+            self.check_alive()
+        return res
+
+    def exec_once(self, cmd: str, timeout: float = 30.0) -> tuple[int, bytes, bytes]:
+        return self.relay.exec_once(cmd, timeout)
+
+    def put_file(self, remote: str, data: bytes | str | Path, mode: int = 0o644) -> None:
+        if isinstance(data, Path):
+            data = data.read_bytes()
+        elif isinstance(data, str):
+            data = data.encode()
+        self.relay.put(remote, data, mode)
+
+    def get_file(self, remote: str) -> bytes:
+        return self.relay.get(remote)
+
+    def close(self, keep_console: Path | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.relay.close()
+        if self.dom is not None:
+            try:
+                self.dom.destroy()
+            except libvirt.libvirtError:
+                pass
+        if keep_console is not None and self.console_path.exists():
+            keep_console.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(self.console_path, keep_console)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        for fd in (self._lock_fd, self._slot_fd):
+            if fd is not None:
+                os.close(fd)
+
+
+def _last_lines(text: str, n: int) -> str:
+    return " | ".join([ln for ln in text.strip().splitlines() if ln.strip()][-n:])

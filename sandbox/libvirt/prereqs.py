@@ -1,0 +1,104 @@
+"""Checks made once before any VM is started: libvirtd reachable, QEMU present, and
+which accelerator works here (KVM where the CPU can run guests, else QEMU TCG)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+
+import libvirt
+
+from ..base import SandboxUnavailable
+
+LIBVIRT_URI = os.environ.get("SCHEDCP_LIBVIRT_URI", "qemu:///system")
+QEMU = "/usr/bin/qemu-system-x86_64"
+
+
+def _quiet_libvirt_errors() -> None:
+    # libvirt prints every error to stderr by default; we raise them as exceptions instead.
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+def connect() -> libvirt.virConnect:
+    _quiet_libvirt_errors()
+    try:
+        return libvirt.open(LIBVIRT_URI)
+    except libvirt.libvirtError as e:
+        raise SandboxUnavailable(
+            f"libvirtd not reachable at {LIBVIRT_URI} ({e.get_error_message()}); "
+            "start it with `virtlogd -d && libvirtd -d` or run `make setup`"
+        ) from None
+
+
+def qemu_binary() -> str:
+    if not os.access(QEMU, os.X_OK):
+        raise SandboxUnavailable(f"{QEMU} not found: run `make setup` (installs qemu-system-x86)")
+    return QEMU
+
+
+@functools.lru_cache(maxsize=1)
+def detect_accel() -> str:
+    """'kvm' when KVM can run a guest on this host, else 'tcg'.
+
+    SCHEDCP_ACCEL=kvm|tcg overrides. /dev/kvm alone is not enough (some hosts expose a
+    paravirtual KVM that cannot boot ordinary guests): the CPU must advertise vmx/svm
+    and QEMU must accept ``-accel kvm``.
+    """
+    forced = os.environ.get("SCHEDCP_ACCEL")
+    if forced in ("kvm", "tcg"):
+        return forced
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return "tcg"
+    if " vmx" not in flags and " svm" not in flags:
+        return "tcg"
+    try:
+        r = subprocess.run(
+            [qemu_binary(), "-accel", "kvm", "-machine", "q35", "-nodefaults", "-display", "none",
+             "-no-user-config", "-S", "-qmp", "stdio"],
+            input='{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n',
+            capture_output=True, text=True, timeout=20,
+        )
+        return "kvm" if r.returncode == 0 else "tcg"
+    except (OSError, subprocess.TimeoutExpired):
+        return "tcg"
+
+
+def qemu_user() -> tuple[int, int]:
+    """uid/gid that QEMU runs as (libvirt-qemu on Debian); files it opens must be readable by it."""
+    import grp
+    import pwd
+
+    try:
+        pw = pwd.getpwnam("libvirt-qemu")
+        gid = grp.getgrnam("libvirt-qemu").gr_gid if _has_group("libvirt-qemu") else pw.pw_gid
+        return pw.pw_uid, gid
+    except KeyError:
+        return 0, 0
+
+
+def _has_group(name: str) -> bool:
+    import grp
+
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def host_tools() -> dict[str, str]:
+    out = {"libvirt": "", "qemu": ""}
+    try:
+        v = libvirt.getVersion()
+        out["libvirt"] = f"{v // 1000000}.{v // 1000 % 1000}.{v % 1000}"
+    except libvirt.libvirtError:
+        pass
+    if shutil.which(QEMU):
+        out["qemu"] = subprocess.run([QEMU, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return out

@@ -1,0 +1,362 @@
+"""The host-to-guest relay: one SSH connection and one persistent bash channel per guest.
+
+Each command is sent to the persistent shell as one line (the command as a bash $'...'
+word, so no here-document and no fork) and evaluated there; end-sentinel lines on
+stdout and stderr carrying a per-connection random token frame its output and exit
+status. That costs about one network round trip instead of a new SSH session per
+command. Like a terminal, the shell keeps its working directory and variables between
+commands. A command that outlives its timeout is killed, with every process it started,
+through a second short-lived channel; background jobs of earlier commands are spared,
+and the shell stays usable (if the shell itself is stuck in a builtin loop, or the
+command exits it, a new shell is started and the result says so). Output past
+``max_output`` is dropped and marked; a command that floods far past the cap is killed.
+
+Nothing here knows about libvirt: the relay talks to ``host:port`` with a key pair.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import secrets
+import select
+import socket
+import stat
+import time
+from pathlib import Path
+
+import paramiko
+
+from .base import DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT_S, ExecResult, RelayError
+
+# paramiko logs failed connection attempts (normal while a guest boots) as errors.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+
+# Kill a command once it has produced this many times its output cap (and at least
+# FLOOD_MIN_BYTES): a large finite output is drained, an endless one is stopped.
+FLOOD_FACTOR = 8
+FLOOD_MIN_BYTES = 32 << 20
+# AES-GCM first: one AEAD pass per packet is measurably cheaper for the guest's sshd under TCG.
+_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+_PRELUDE = r"""
+export LC_ALL=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/schedcp/scx/bin
+cd /root
+_R() {
+  eval "$_c"
+  _rc=$?
+  printf '\n%s E %s %s\n' "$__t" "$_n" "$_rc"; printf '\n%s E %s -\n' "$__t" "$_n" >&2
+}
+read -r __up _ </proc/uptime
+printf '%s READY %s %s\n' "$__t" "$$" "$__up"
+"""
+
+# Run on timeout, through a separate exec channel: kill every process of the relay
+# shell's session that started while the timed-out command ran (background jobs of
+# earlier commands, and anything that left the session with setsid, are spared).
+# SINCE is the command's start in guest uptime seconds, derived from the uptime the
+# shell reported when it started (the guest clock follows the host's; 0.1 s margin).
+_KILLER = r"""python3 - <<'PY'
+import os, signal
+sid = int(os.environ["SID"]); since = float(os.environ["SINCE"])
+tck = os.sysconf("SC_CLK_TCK")
+for d in os.listdir("/proc"):
+    if not d.isdigit() or int(d) == sid:
+        continue
+    try:
+        f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    if int(f[3]) == sid and int(f[19]) / tck >= since - 0.02:
+        try:
+            os.kill(int(d), signal.SIGKILL)
+        except OSError:
+            pass
+PY"""
+
+
+def ansi_c_quote(text: str) -> str:
+    """Quote ``text`` as a bash $'...' word (no here-document, no fork)."""
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == "'":
+            out.append("\\'")
+        elif ch == "\n":
+            out.append("\\n")
+        elif o < 32 or o == 127:
+            out.append(f"\\x{o:02x}")
+        else:
+            out.append(ch)
+    return "$'" + "".join(out) + "'"
+
+
+class _Stream:
+    """Collects one stream of one command up to its end sentinel line."""
+
+    def __init__(self, end_prefix: bytes, cap: int):
+        self.end_prefix, self.cap = end_prefix, cap
+        self.done = False
+        self.kept = bytearray()
+        self.dropped = 0
+        self.window = bytearray()  # unparsed bytes (may hold a partial sentinel)
+        self.end_line = b""
+
+    def feed(self, data: bytes) -> None:
+        if self.done:
+            return
+        self.window += data
+        j = self.window.find(self.end_prefix)
+        if j >= 0:
+            k = self.window.find(b"\n", j + len(self.end_prefix))
+            if k < 0:
+                return  # wait for the rest of the end line
+            self.end_line = bytes(self.window[j + len(self.end_prefix) : k])
+            self._keep(self.window[:j])
+            self.done = True
+            self.window.clear()
+            return
+        safe = max(0, len(self.window) - len(self.end_prefix))
+        self._keep(self.window[:safe])
+        del self.window[:safe]
+
+    def _keep(self, data: bytes) -> None:
+        room = self.cap - len(self.kept)
+        if room > 0:
+            self.kept += data[:room]
+        self.dropped += max(0, len(data) - max(room, 0))
+
+    def text(self) -> str:
+        s = self.kept.decode("utf-8", errors="replace")
+        if self.dropped:
+            s += f"\n[schedcp: output truncated, {self.dropped} bytes dropped]"
+        return s
+
+
+class Relay:
+    """A persistent SSH relay to one guest. Not thread-safe: one command at a time."""
+
+    def __init__(self, host: str, port: int, key_path: Path, known_hosts: Path | None = None, user: str = "root"):
+        self.host, self.port, self.user = host, port, user
+        self.key = paramiko.Ed25519Key.from_private_key_file(str(key_path))
+        self.known_hosts = known_hosts
+        self.client: paramiko.SSHClient | None = None
+        self.chan: paramiko.Channel | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._token = ""
+        self._seq = 0
+        self._shell_pid = 0
+        self._uptime_offset = 0.0
+        self._cmd_uptime = 0.0
+
+    # -- connection -----------------------------------------------------------------
+    def connect(self, timeout: float = 10.0) -> None:
+        client = paramiko.SSHClient()
+        if self.known_hosts and self.known_hosts.is_file():
+            # The image's known_hosts pins the guest host key for any local port.
+            line = self.known_hosts.read_text().split()
+            hk = paramiko.Ed25519Key(data=base64.b64decode(line[2]))
+            client.get_host_keys().add(f"[{self.host}]:{self.port}", line[1], hk)
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect(
+            self.host, port=self.port, username=self.user, pkey=self.key, timeout=timeout,
+            banner_timeout=timeout, auth_timeout=timeout, allow_agent=False, look_for_keys=False,
+            disabled_algorithms={"ciphers": [c for c in paramiko.Transport._preferred_ciphers if c not in _CIPHERS]},
+        )
+        client.get_transport().set_keepalive(5)
+        self.client = client
+        self._open_shell()
+
+    def _open_shell(self) -> None:
+        t = self._transport()
+        chan = t.open_session(timeout=10)
+        chan.settimeout(None)
+        # The shell reads its commands from fd 3 (the channel); fd 0 is /dev/null, so a
+        # command that reads stdin gets EOF instead of eating the protocol stream, and
+        # no per-command redirection is needed.
+        chan.exec_command("exec 3<&0 </dev/null; exec bash --noprofile --norc /dev/fd/3")
+        self._token = "__SCHEDCP_" + secrets.token_hex(8)
+        chan.sendall((f"__t={self._token}\n" + _PRELUDE).encode())
+        ready = f"{self._token} READY ".encode()
+        buf = b""
+        deadline = time.monotonic() + 15
+        while ready not in buf or not buf.endswith(b"\n"):
+            if time.monotonic() > deadline or chan.exit_status_ready():
+                chan.close()
+                raise RelayError("guest shell did not start")
+            select.select([chan], [], [], 0.5)
+            if chan.recv_ready():
+                buf += chan.recv(4096)
+        fields = buf[buf.index(ready) + len(ready):].split()
+        self._shell_pid = int(fields[0])
+        self._uptime_offset = float(fields[1]) - time.monotonic()
+        self.chan = chan
+
+    def _transport(self) -> paramiko.Transport:
+        t = self.client.get_transport() if self.client else None
+        if t is None or not t.is_active():
+            raise RelayError(f"SSH link to {self.host}:{self.port} is down")
+        return t
+
+    @property
+    def alive(self) -> bool:
+        t = self.client.get_transport() if self.client else None
+        return bool(t and t.is_active() and self.chan and not self.chan.closed)
+
+    def close(self) -> None:
+        for obj in (self._sftp, self.chan, self.client):
+            try:
+                if obj is not None:
+                    obj.close()
+            except Exception:
+                pass
+        self._sftp = self.chan = self.client = None
+
+    # -- commands --------------------------------------------------------------------
+    def exec_once(self, cmd: str, timeout: float = 10.0) -> tuple[int, bytes, bytes]:
+        """One SSH exec channel per command: the slow path, for kills and comparisons."""
+        chan = self._transport().open_session(timeout=timeout)
+        chan.settimeout(timeout)
+        try:
+            chan.exec_command(cmd)
+            out, err = io.BytesIO(), io.BytesIO()
+            while True:
+                if chan.recv_ready():
+                    out.write(chan.recv(65536))
+                elif chan.recv_stderr_ready():
+                    err.write(chan.recv_stderr(65536))
+                elif chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    break
+                else:
+                    select.select([chan], [], [], timeout)
+            return chan.recv_exit_status(), out.getvalue(), err.getvalue()
+        except socket.timeout:
+            raise RelayError(f"exec of {cmd!r} timed out after {timeout}s") from None
+        finally:
+            chan.close()
+
+    def run(self, cmd: str, timeout: float = DEFAULT_TIMEOUT_S, max_output: int = DEFAULT_MAX_OUTPUT) -> ExecResult:
+        """Run ``cmd`` in the persistent guest shell (cwd and variables persist, as in a
+        terminal). Returns when it ends, or kills it at ``timeout`` (``timed_out=True``)."""
+        if not self.alive:
+            self._reopen_shell()
+        self._seq += 1
+        seq, tok, chan = self._seq, self._token, self.chan
+        out = _Stream(f"\n{tok} E {seq} ".encode(), max_output)
+        err = _Stream(f"\n{tok} E {seq} ".encode(), max_output)
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        timed_out = flooded = restarted = False
+        try:
+            while chan.recv_ready():  # stale output of earlier background jobs
+                chan.recv(1 << 16)
+            while chan.recv_stderr_ready():
+                chan.recv_stderr(1 << 16)
+            self._cmd_uptime = time.monotonic() + self._uptime_offset
+            # Short on purpose: bash reads a pipe one byte per read(2), slow under TCG.
+            chan.sendall(f"_n={seq} _c={ansi_c_quote(cmd)};_R\n".encode())
+            while not (out.done and err.done):
+                got = False
+                if chan.recv_ready():
+                    data = chan.recv(1 << 16)
+                    if data:
+                        out.feed(data)
+                        got = True
+                if chan.recv_stderr_ready():
+                    err.feed(chan.recv_stderr(1 << 16))
+                    got = True
+                if got:
+                    if not flooded and out.dropped + err.dropped > max(FLOOD_FACTOR * max_output, FLOOD_MIN_BYTES):
+                        flooded = True
+                        self._kill_command()
+                    continue
+                if chan.exit_status_ready() or chan.closed:
+                    # The command ended the shell itself (exit, exec, set -e ...).
+                    rc = chan.recv_exit_status() if chan.exit_status_ready() else -1
+                    restarted = True
+                    self._reopen_shell()
+                    return self._result(out, err, rc, t0, False, {"shell_restarted": True, "flooded": flooded})
+                now = time.monotonic()
+                if now >= deadline:
+                    if not timed_out:
+                        timed_out = True
+                        self._kill_command()
+                        deadline = now + 3.0
+                    else:
+                        # A builtin loop of the shell itself: kill the shell, start a new one.
+                        self._kill_shell()
+                        restarted = True
+                        break
+                select.select([chan], [], [], min(0.25, max(0.0, deadline - now)))
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            raise RelayError(f"SSH link broke during command: {e}") from None
+        rc_text = out.end_line.decode(errors="replace").strip()
+        rc = int(rc_text) if rc_text.lstrip("-").isdigit() else -1
+        meta = {k: True for k, v in (("shell_restarted", restarted), ("killed_for_output", flooded)) if v}
+        return self._result(out, err, 124 if timed_out else rc, t0, timed_out, meta)
+
+    @staticmethod
+    def _result(out: _Stream, err: _Stream, rc: int, t0: float, timed_out: bool, meta: dict) -> ExecResult:
+        return ExecResult(
+            returncode=rc, stdout=out.text(), stderr=err.text(), duration_s=time.monotonic() - t0,
+            timed_out=timed_out, truncated=bool(out.dropped or err.dropped),
+            meta={k: v for k, v in meta.items() if v},
+        )
+
+    def _kill_command(self) -> None:
+        try:
+            since = self._cmd_uptime - 0.1
+            self.exec_once(f"SID={self._shell_pid} SINCE={since:.3f} " + _KILLER, timeout=20)
+        except (RelayError, paramiko.SSHException, OSError):
+            pass
+
+    def _kill_shell(self) -> None:
+        try:
+            self.exec_once(f"kill -KILL {self._shell_pid}", timeout=10)
+        except (RelayError, paramiko.SSHException, OSError):
+            pass
+        self._reopen_shell()
+
+    def _reopen_shell(self) -> None:
+        if self.chan is not None:
+            try:
+                self.chan.close()
+            except Exception:
+                pass
+            self.chan = None
+        self._open_shell()
+
+    # -- files -----------------------------------------------------------------------
+    def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is None:
+            self._sftp = self.client.open_sftp()
+        return self._sftp
+
+    def put(self, remote: str, data: bytes, mode: int = 0o644) -> None:
+        try:
+            with self.sftp().open(remote, "wb") as f:
+                f.set_pipelined(True)
+                f.write(data)
+            self.sftp().chmod(remote, mode)
+        except (OSError, paramiko.SSHException) as e:
+            raise RelayError(f"put {remote}: {e}") from None
+
+    def get(self, remote: str) -> bytes:
+        try:
+            st = self.sftp().stat(remote)
+            if stat.S_ISDIR(st.st_mode or 0):
+                raise IsADirectoryError(remote)
+            with self.sftp().open(remote, "rb") as f:
+                f.prefetch()
+                return f.read()
+        except FileNotFoundError:
+            raise
+        except IOError as e:
+            if getattr(e, "errno", None) == 2:
+                raise FileNotFoundError(remote) from None
+            raise RelayError(f"get {remote}: {e}") from None

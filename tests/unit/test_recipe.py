@@ -1,0 +1,98 @@
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from images.build import BuildError, download_debs, preflight
+from images.recipe import RECIPES_DIR, RecipeError, load_recipe
+
+
+def _copy_recipe(tmp_path: Path, name="trixie-7.3-scx") -> Path:
+    dst = tmp_path / name
+    shutil.copytree(RECIPES_DIR / name, dst)
+    return dst
+
+
+def _edit(folder: Path, fn) -> None:
+    p = folder / "recipe.yaml"
+    data = yaml.safe_load(p.read_text())
+    fn(data)
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_default_recipe_valid_and_pins_kernel():
+    lr = load_recipe()
+    assert lr.recipe.kernel.release == "7.3.4+deb13-cloud-amd64"
+    assert all(len(d.sha256) == 64 for d in lr.recipe.kernel.debs)
+    assert lr.recipe.packages == sorted(lr.recipe.packages)
+    assert [s.name for s in lr.steps] == ["50-sched-ext-examples.sh"]
+
+
+def test_cache_key_is_stable_and_follows_content(tmp_path):
+    a = load_recipe(str(_copy_recipe(tmp_path)))
+    key = a.key
+    assert key == load_recipe(str(a.folder)).key == load_recipe().key
+    (a.folder / "steps" / "50-sched-ext-examples.sh").write_text("#!/bin/sh\ntrue\n")
+    b = load_recipe(str(a.folder))
+    assert b.key != key and b.key.startswith("trixie-7.3-scx-")
+
+
+def test_missing_recipe_names_known_ones():
+    with pytest.raises(RecipeError, match="no recipe 'nope'.*trixie-7.3-scx"):
+        load_recipe("nope")
+
+
+def test_broken_yaml(tmp_path):
+    f = _copy_recipe(tmp_path)
+    (f / "recipe.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(str(f))
+
+
+def test_missing_field_names_the_field(tmp_path):
+    f = _copy_recipe(tmp_path)
+    _edit(f, lambda d: d["kernel"].pop("release"))
+    with pytest.raises(RecipeError, match=r"field kernel\.release: Field required"):
+        load_recipe(str(f))
+
+
+def test_unknown_field_is_refused(tmp_path):
+    f = _copy_recipe(tmp_path)
+    _edit(f, lambda d: d.update(kernal="typo"))
+    with pytest.raises(RecipeError, match="field kernal: Extra inputs are not permitted"):
+        load_recipe(str(f))
+
+
+def test_unsorted_packages_refused(tmp_path):
+    f = _copy_recipe(tmp_path)
+    _edit(f, lambda d: d["packages"].reverse())
+    with pytest.raises(RecipeError, match="packages must be sorted"):
+        load_recipe(str(f))
+
+
+def test_ubuntu_recipe_fails_early_without_pins():
+    lr = load_recipe("ubuntu-6.15.11-mainline")
+    with pytest.raises(BuildError, match="no sha256 pin .*kernel.ubuntu.com"):
+        preflight(lr)
+
+
+def test_kernel_hash_mismatch_is_refused(tmp_path):
+    # A real download (linux-base's tiny deb from the Debian mirror) with a wrong pin.
+    f = _copy_recipe(tmp_path)
+
+    def wrong(d):
+        d["kernel"]["debs"] = [deb for deb in d["kernel"]["debs"] if "/linux-base-" in deb["url"]]
+        d["kernel"]["debs"][0]["sha256"] = "0" * 64
+
+    _edit(f, wrong)
+    lr = load_recipe(str(f))
+    with pytest.raises(BuildError, match="sha256 mismatch for linux-base-.*refusing to build"):
+        download_debs(lr, tmp_path / "debs", log=lambda m: None)
+
+
+def test_unreachable_kernel_url_is_one_clear_line(tmp_path):
+    f = _copy_recipe(tmp_path)
+    _edit(f, lambda d: d["kernel"].update(debs=[{"url": "http://127.0.0.1:9/k.deb", "sha256": "1" * 64}]))
+    with pytest.raises(BuildError, match=r"cannot download http://127.0.0.1:9/k.deb: .*needs that host"):
+        download_debs(load_recipe(str(f)), tmp_path / "debs", log=lambda m: None)
