@@ -112,21 +112,18 @@ def _install_guest_files(root: Path, lr: LoadedRecipe, work: Path, key: str) -> 
     ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     shutil.copy2(work / "id_ed25519.pub", ssh_dir / "authorized_keys")
     os.chmod(ssh_dir / "authorized_keys", 0o600)
-    for old in (root / "etc/ssh").glob("ssh_host_*"):
-        old.unlink()
-    shutil.copy2(work / "ssh_host_ed25519_key", root / "etc/ssh/ssh_host_ed25519_key")
-    shutil.copy2(work / "ssh_host_ed25519_key.pub", root / "etc/ssh/ssh_host_ed25519_key.pub")
-    os.chmod(root / "etc/ssh/ssh_host_ed25519_key", 0o600)
-    (root / "etc/ssh/sshd_config.d").mkdir(parents=True, exist_ok=True)
-    (root / "etc/ssh/sshd_config.d/schedcp.conf").write_text(
-        "HostKey /etc/ssh/ssh_host_ed25519_key\n"
-        "PermitRootLogin prohibit-password\n"
-        "PasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\n"
-        "UseDNS no\n"
-        "MaxSessions 64\n"
-        "MaxStartups 64:30:128\n"
-    )
+    # Guest SSH server: dropbear (see images/guest/schedcp-init), with the host key
+    # generated for this image (converted from OpenSSH format) and SFTP through
+    # OpenSSH's sftp-server.
+    (root / "etc/dropbear").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(work / "ssh_host_ed25519_key", root / "tmp/host_key")
+    subprocess.run(["chroot", str(root), "dropbearconvert", "openssh", "dropbear", "/tmp/host_key",
+                    "/etc/dropbear/dropbear_ed25519_host_key"], check=True, capture_output=True)
+    (root / "tmp/host_key").unlink()
+    os.chmod(root / "etc/dropbear/dropbear_ed25519_host_key", 0o600)
+    sftp = root / "usr/lib/sftp-server"
+    if not sftp.exists():
+        sftp.symlink_to("/usr/lib/openssh/sftp-server")
     (root / "etc/hostname").write_text("schedcp-guest\n")
     (root / "etc/hosts").write_text("127.0.0.1 localhost\n127.0.1.1 schedcp-guest\n")
     (root / "etc/schedcp").mkdir(exist_ok=True)

@@ -5,11 +5,12 @@ word, so no here-document and no fork) and evaluated there; end-sentinel lines o
 stdout and stderr carrying a per-connection random token frame its output and exit
 status. That costs about one network round trip instead of a new SSH session per
 command. Like a terminal, the shell keeps its working directory and variables between
-commands. A command that outlives its timeout is killed, with every process it started,
-through a second short-lived channel; background jobs of earlier commands are spared,
-and the shell stays usable (if the shell itself is stuck in a builtin loop, or the
-command exits it, a new shell is started and the result says so). Output past
-``max_output`` is dropped and marked; a command that floods far past the cap is killed.
+commands. A command that outlives its timeout is killed, with every process it started
+and the shell running it, through a second short-lived channel, and a fresh shell
+replaces it (the result says ``timed_out`` and ``shell_restarted``); background jobs of
+earlier commands are spared. The same happens when a command exits the shell itself.
+Output past ``max_output`` is dropped and marked; a command that floods far past the
+cap is killed.
 
 Nothing here knows about libvirt: the relay talks to ``host:port`` with a key pair.
 """
@@ -37,8 +38,13 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 # FLOOD_MIN_BYTES): a large finite output is drained, an endless one is stopped.
 FLOOD_FACTOR = 8
 FLOOD_MIN_BYTES = 32 << 20
-# AES-GCM first: one AEAD pass per packet is measurably cheaper for the guest's sshd under TCG.
-_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+# Cipher preference: AES-GCM (one AEAD pass per packet, cheaper for the guest under TCG)
+# when the guest's server offers it, else AES-CTR.
+_CIPHERS = ("aes128-gcm@openssh.com", "aes128-ctr", "aes256-gcm@openssh.com", "aes256-ctr")
+
+
+class _Transport(paramiko.Transport):
+    _preferred_ciphers = _CIPHERS
 
 _PRELUDE = r"""
 export LC_ALL=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/schedcp/scx/bin
@@ -46,29 +52,32 @@ cd /root
 _R() {
   eval "$_c"
   _rc=$?
-  printf '\n%s E %s %s\n' "$__t" "$_n" "$_rc"; printf '\n%s E %s -\n' "$__t" "$_n" >&2
+  read -r _ _ _ _ _lp </proc/loadavg
+  printf '\n%s E %s %s %s\n' "$__t" "$_n" "$_rc" "$_lp"; printf '\n%s E %s -\n' "$__t" "$_n" >&2
 }
-read -r __up _ </proc/uptime
-printf '%s READY %s %s\n' "$__t" "$$" "$__up"
+read -r _ _ _ _ _lp </proc/loadavg
+printf '%s READY %s %s\n' "$__t" "$$" "$_lp"
 """
 
-# Run on timeout, through a separate exec channel: kill every process of the relay
-# shell's session that started while the timed-out command ran (background jobs of
-# earlier commands, and anything that left the session with setsid, are spared).
-# SINCE is the command's start in guest uptime seconds, derived from the uptime the
-# shell reported when it started (the guest clock follows the host's; 0.1 s margin).
+# Run on timeout, through a separate exec channel: kill the relay shell (so the rest of
+# the timed-out command line never runs; a new shell replaces it) and every process of
+# its session whose pid is above the last pid allocated when the previous command ended
+# (reported in that command's end sentinel), i.e. what the timed-out command started.
+# Background jobs of earlier commands, and anything that left the session with setsid,
+# are spared. (A pid wrap-around during one command is not handled.)
 _KILLER = r"""python3 - <<'PY'
 import os, signal
-sid = int(os.environ["SID"]); since = float(os.environ["SINCE"])
-tck = os.sysconf("SC_CLK_TCK")
+shell = int(os.environ["SHELLPID"]); last = int(os.environ["LASTPID"])
+sid = int(open(f"/proc/{shell}/stat").read().rsplit(")", 1)[1].split()[3])
+os.kill(shell, signal.SIGKILL)
 for d in os.listdir("/proc"):
-    if not d.isdigit() or int(d) == sid:
+    if not d.isdigit() or int(d) in (sid, shell, os.getpid()) or int(d) <= last:
         continue
     try:
         f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
     except OSError:
         continue
-    if int(f[3]) == sid and int(f[19]) / tck >= since - 0.02:
+    if int(f[3]) == sid:
         try:
             os.kill(int(d), signal.SIGKILL)
         except OSError:
@@ -123,6 +132,12 @@ class _Stream:
         self._keep(self.window[:safe])
         del self.window[:safe]
 
+    def flush(self) -> None:
+        """The stream ended without its sentinel (the shell exited): keep what is left."""
+        if not self.done:
+            self._keep(self.window)
+            self.window.clear()
+
     def _keep(self, data: bytes) -> None:
         room = self.cap - len(self.kept)
         if room > 0:
@@ -149,8 +164,7 @@ class Relay:
         self._token = ""
         self._seq = 0
         self._shell_pid = 0
-        self._uptime_offset = 0.0
-        self._cmd_uptime = 0.0
+        self._last_pid = 0  # last pid allocated in the guest when the previous command ended
 
     # -- connection -----------------------------------------------------------------
     def connect(self, timeout: float = 10.0) -> None:
@@ -166,7 +180,7 @@ class Relay:
         client.connect(
             self.host, port=self.port, username=self.user, pkey=self.key, timeout=timeout,
             banner_timeout=timeout, auth_timeout=timeout, allow_agent=False, look_for_keys=False,
-            disabled_algorithms={"ciphers": [c for c in paramiko.Transport._preferred_ciphers if c not in _CIPHERS]},
+            transport_factory=_Transport,
         )
         client.get_transport().set_keepalive(5)
         self.client = client
@@ -194,7 +208,7 @@ class Relay:
                 buf += chan.recv(4096)
         fields = buf[buf.index(ready) + len(ready):].split()
         self._shell_pid = int(fields[0])
-        self._uptime_offset = float(fields[1]) - time.monotonic()
+        self._last_pid = int(fields[1])
         self.chan = chan
 
     def _transport(self) -> paramiko.Transport:
@@ -257,7 +271,6 @@ class Relay:
                 chan.recv(1 << 16)
             while chan.recv_stderr_ready():
                 chan.recv_stderr(1 << 16)
-            self._cmd_uptime = time.monotonic() + self._uptime_offset
             # Short on purpose: bash reads a pipe one byte per read(2), slow under TCG.
             chan.sendall(f"_n={seq} _c={ansi_c_quote(cmd)};_R\n".encode())
             while not (out.done and err.done):
@@ -278,9 +291,15 @@ class Relay:
                 if chan.exit_status_ready() or chan.closed:
                     # The command ended the shell itself (exit, exec, set -e ...).
                     rc = chan.recv_exit_status() if chan.exit_status_ready() else -1
-                    restarted = True
+                    while chan.recv_ready():
+                        out.feed(chan.recv(1 << 16))
+                    while chan.recv_stderr_ready():
+                        err.feed(chan.recv_stderr(1 << 16))
+                    out.flush()
+                    err.flush()
                     self._reopen_shell()
-                    return self._result(out, err, rc, t0, False, {"shell_restarted": True, "flooded": flooded})
+                    return self._result(out, err, 124 if timed_out else rc, t0, timed_out,
+                                        {"shell_restarted": True, "killed_for_output": flooded})
                 now = time.monotonic()
                 if now >= deadline:
                     if not timed_out:
@@ -295,8 +314,10 @@ class Relay:
                 select.select([chan], [], [], min(0.25, max(0.0, deadline - now)))
         except (OSError, EOFError, paramiko.SSHException) as e:
             raise RelayError(f"SSH link broke during command: {e}") from None
-        rc_text = out.end_line.decode(errors="replace").strip()
-        rc = int(rc_text) if rc_text.lstrip("-").isdigit() else -1
+        end = out.end_line.decode(errors="replace").split()
+        rc = int(end[0]) if end and end[0].lstrip("-").isdigit() else -1
+        if len(end) > 1 and end[1].isdigit():
+            self._last_pid = int(end[1])
         meta = {k: True for k, v in (("shell_restarted", restarted), ("killed_for_output", flooded)) if v}
         return self._result(out, err, 124 if timed_out else rc, t0, timed_out, meta)
 
@@ -310,8 +331,7 @@ class Relay:
 
     def _kill_command(self) -> None:
         try:
-            since = self._cmd_uptime - 0.1
-            self.exec_once(f"SID={self._shell_pid} SINCE={since:.3f} " + _KILLER, timeout=20)
+            self.exec_once(f"SHELLPID={self._shell_pid} LASTPID={self._last_pid} " + _KILLER, timeout=20)
         except (RelayError, paramiko.SSHException, OSError):
             pass
 

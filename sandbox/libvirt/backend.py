@@ -412,6 +412,16 @@ class LibvirtSandbox(Sandbox):
         if state and state[0] == libvirt.VIR_DOMAIN_CRASHED:
             raise GuestCrashed(f"guest {self.name} crashed; console tail: " + _last_lines(tail, 8), tail)
 
+    def _wait_dead(self, grace: float) -> None:
+        """After a broken link: the guest may be going down (panic -> destroy) a moment
+        later than the SSH connection; give it ``grace`` seconds to show it."""
+        deadline = time.monotonic() + grace
+        while True:
+            self.check_alive()
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
+
     def console_tail(self, max_bytes: int = 4000) -> str:
         try:
             with open(self.console_path, "rb") as f:
@@ -426,7 +436,7 @@ class LibvirtSandbox(Sandbox):
         try:
             res = self.relay.run(cmd, timeout=timeout, max_output=max_output)
         except RelayError:
-            self.check_alive()  # raises GuestCrashed when the guest is gone
+            self._wait_dead(10.0)  # raises GuestCrashed when the guest is gone
             raise
         if res.timed_out:
             self.check_alive()
