@@ -26,6 +26,7 @@ import socket
 import stat
 import time
 from pathlib import Path
+from typing import Callable
 
 import paramiko
 
@@ -56,7 +57,8 @@ _R() {
   printf '\n%s E %s %s %s\n' "$__t" "$_n" "$_rc" "$_lp"; printf '\n%s E %s -\n' "$__t" "$_n" >&2
 }
 read -r _ _ _ _ _lp </proc/loadavg
-printf '%s READY %s %s\n' "$__t" "$$" "$_lp"
+read -r _rel </proc/sys/kernel/osrelease
+printf '%s READY %s %s %s\n' "$__t" "$$" "$_lp" "$_rel"
 """
 
 # Run on timeout, through a separate exec channel: kill the relay shell (so the rest of
@@ -164,10 +166,14 @@ class Relay:
         self._token = ""
         self._seq = 0
         self._shell_pid = 0
+        self.guest_release = ""
         self._last_pid = 0  # last pid allocated in the guest when the previous command ended
 
     # -- connection -----------------------------------------------------------------
-    def connect(self, timeout: float = 10.0) -> None:
+    def connect(self, timeout: float = 10.0, on_start: str | Callable[[], str] = "") -> None:
+        """Connect and start the persistent shell. ``on_start`` is shell code run once in
+        it before it reports ready (no extra round trip); :attr:`guest_release` is the
+        guest's ``uname -r`` read at that moment."""
         client = paramiko.SSHClient()
         if self.known_hosts and self.known_hosts.is_file():
             # The image's known_hosts pins the guest host key for any local port.
@@ -184,9 +190,9 @@ class Relay:
         )
         client.get_transport().set_keepalive(5)
         self.client = client
-        self._open_shell()
+        self._open_shell(on_start)
 
-    def _open_shell(self) -> None:
+    def _open_shell(self, on_start: str | Callable[[], str] = "") -> None:
         t = self._transport()
         chan = t.open_session(timeout=10)
         chan.settimeout(None)
@@ -195,7 +201,8 @@ class Relay:
         # no per-command redirection is needed.
         chan.exec_command("exec 3<&0 </dev/null; exec bash --noprofile --norc /dev/fd/3")
         self._token = "__SCHEDCP_" + secrets.token_hex(8)
-        chan.sendall((f"__t={self._token}\n" + _PRELUDE).encode())
+        start = on_start() if callable(on_start) else on_start
+        chan.sendall((f"__t={self._token}\n{start}\n" + _PRELUDE).encode())
         ready = f"{self._token} READY ".encode()
         buf = b""
         deadline = time.monotonic() + 15
@@ -209,6 +216,7 @@ class Relay:
         fields = buf[buf.index(ready) + len(ready):].split()
         self._shell_pid = int(fields[0])
         self._last_pid = int(fields[1])
+        self.guest_release = fields[2].decode() if len(fields) > 2 else ""
         self.chan = chan
 
     def _transport(self) -> paramiko.Transport:

@@ -315,6 +315,8 @@ class LibvirtBackend:
             console = run_dir / "console.log"
             meta = {"job": job, "trial": trial or "", "slot": str(slot), "role": "trial"}
             dom, port = None, 0
+            # Connect only after the restore returns: a connection made while the guest is
+            # still paused leaves QEMU's user-mode TCP waiting for a retransmit (~5 s).
             for _attempt in range(3):
                 port = _free_port()
                 xml = build_xml(self._spec(name, uuid, overlay, console, port, meta))
@@ -339,7 +341,7 @@ class LibvirtBackend:
         sb = LibvirtSandbox(self, name, run_dir, lock_fd, dom, port, slot_fd=slot_fd)
         sb.label = f"{job}/{trial}" if trial else job
         try:
-            sb._wait_ssh(time.monotonic() + ready_timeout)
+            sb._wait_ssh(time.monotonic() + ready_timeout, _restored_guest_refresh)
             sb.meta["restore_s"] = round(time.monotonic() - t0, 3)
             sb.after_restore()
         except BaseException:
@@ -347,6 +349,13 @@ class LibvirtBackend:
             raise
         self.events("sandbox_ready", {"name": name, "seconds": sb.meta["restore_s"], "slot": slot})
         return sb
+
+
+def _restored_guest_refresh() -> str:
+    """Shell code run as the relay shell of a restored guest starts. A restored guest's
+    clock is where it was at save time, and every restore of a state starts with the same
+    entropy pool: refresh both (date in the background: readiness does not wait for it)."""
+    return f"date -s @{time.time():.6f} >/dev/null 2>&1 & echo {secrets.token_hex(64)} > /dev/urandom"
 
 
 class LibvirtSandbox(Sandbox):
@@ -366,12 +375,12 @@ class LibvirtSandbox(Sandbox):
         return self.run_dir / "console.log"
 
     # -- readiness / health ---------------------------------------------------------------
-    def _wait_ssh(self, deadline: float) -> None:
+    def _wait_ssh(self, deadline: float, on_start="") -> None:
         last = ""
         while True:
             self.check_alive()
             try:
-                self.relay.connect(timeout=max(1.0, min(10.0, deadline - time.monotonic())))
+                self.relay.connect(timeout=max(1.0, min(10.0, deadline - time.monotonic())), on_start=on_start)
                 return
             except (paramiko.SSHException, OSError, EOFError) as e:
                 last = f"{type(e).__name__}: {e}"
@@ -384,12 +393,9 @@ class LibvirtSandbox(Sandbox):
             time.sleep(0.05)
 
     def after_restore(self) -> None:
-        """Sync the guest clock and entropy with the host, then check the kernel pin."""
-        r = self.relay.run(
-            f"date -s @{time.time():.6f} >/dev/null; echo {secrets.token_hex(64)} > /dev/urandom; uname -r",
-            timeout=30,
-        )
-        self._check_release(r.stdout.strip())
+        """Check the kernel pin with the release the relay shell reported when it started
+        (its start also synced the guest clock and entropy with the host: see open())."""
+        self._check_release(self.relay.guest_release)
 
     def check_kernel_pin(self) -> None:
         self._check_release(self.run("uname -r", timeout=30).stdout.strip())
