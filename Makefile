@@ -23,6 +23,7 @@ test-unit: setup
 bench: setup
 	$(BIN)/python benchmarks/reset.py
 	$(BIN)/python benchmarks/relay.py
+	$(BIN)/python benchmarks/noise.py
 
 image: setup
 	$(BIN)/schedcp image build

@@ -7,6 +7,10 @@ Verbs (more arrive with the harness issues):
   schedcp sandbox shell [--recipe R]         interactive shell in a fresh VM
   schedcp sandbox exec [--timeout S] -- CMD  run one command in a fresh VM
   schedcp sandbox cleanup                    remove VMs and files of killed runs
+  schedcp workloads list [--json]            the workload suite
+  schedcp workloads show NAME                one workload's spec
+  schedcp workloads run NAME [--size smoke|full] [--repeat N] [--json]
+                                             run it in a fresh sandbox, print runs + summary
 """
 
 from __future__ import annotations
@@ -100,6 +104,73 @@ def cmd_sandbox_cleanup(a) -> int:
     return 0
 
 
+def _slo_text(spec) -> str:
+    rel = spec.slo.relative
+    parts = []
+    if rel is not None:
+        parts.append(f"{'<=' if spec.primary.direction == 'lower' else '>='} {rel:g}x baseline")
+    if spec.slo.absolute is not None:
+        parts.append(f"{'<=' if spec.primary.direction == 'lower' else '>='} {spec.slo.absolute:g} "
+                     f"{spec.primary_metric.unit}")
+    return " and ".join(parts)
+
+
+def cmd_workloads_list(a) -> int:
+    from harness.workload import list_workloads
+
+    wls = list_workloads()
+    if a.json:
+        print(json.dumps([{
+            "name": w.name, "category": w.spec.category, "primary_metric": w.spec.primary.metric,
+            "unit": w.spec.primary_metric.unit, "direction": w.spec.primary.direction,
+            "slo": w.spec.slo.model_dump(), "slo_text": _slo_text(w.spec),
+            "sizes": w.spec.run.model_dump(), "repetitions": w.spec.repetitions,
+            "requirements": w.spec.requirements.model_dump(),
+        } for w in wls], indent=2))
+        return 0
+    print(f"{'NAME':16} {'CATEGORY':9} {'PRIMARY METRIC':22} {'BETTER':7} {'SLO':32} {'REQUIRES'}")
+    for w in wls:
+        s = w.spec
+        req = f"{s.requirements.min_vcpus} vCPU, {s.requirements.memory_mib} MiB" + (", GPU" if s.requirements.gpu else "")
+        print(f"{w.name:16} {s.category:9} {s.primary.metric + ' (' + s.primary_metric.unit + ')':22} "
+              f"{s.primary.direction:7} {_slo_text(s):32} {req}")
+    return 0
+
+
+def cmd_workloads_show(a) -> int:
+    from harness.workload import load_workload
+
+    w = load_workload(a.name)
+    print(f"# {w.folder}/workload.yaml")
+    print((w.folder / "workload.yaml").read_text().rstrip())
+    print(f"# files uploaded to {w.spec.guest_dir()}: " + ", ".join(str(f.relative_to(w.folder)) for f in w.files()))
+    return 0
+
+
+def cmd_workloads_run(a) -> int:
+    from harness.bench import run_workload
+    from harness.workload import load_workload
+
+    wl = load_workload(a.name)
+
+    def show(r) -> None:
+        if not a.json:
+            vals = "  ".join(f"{k}={v:.6g}" for k, v in r.metrics.items())
+            print(f"run {r.index}{' (warm-up, dropped)' if r.warmup else ''}: {vals}", flush=True)
+
+    with _backend(a).open(job="workload", trial=wl.name) as sb:
+        res = run_workload(sb, wl, a.size, repeat=a.repeat, on_run=show)
+    if a.json:
+        print(json.dumps(res.to_dict(), indent=2))
+        return 0
+    print(f"{'METRIC':22} {'MEDIAN':>12} {'MEAN':>12} {'STDEV':>10} {'CV':>7}  N")
+    for m, st in res.summary().items():
+        unit = next(x.unit for x in wl.spec.metrics if x.name == m)
+        print(f"{m + ' (' + unit + ')':22} {st['median']:12.6g} {st['mean']:12.6g} {st['stdev']:10.4g} "
+              f"{100 * st['cv']:6.2f}%  {st['n']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="schedcp", description="schedcp-bench: agentic OS optimization benchmark")
     sub = p.add_subparsers(dest="group", required=True)
@@ -126,10 +197,28 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
     sbx.add_parser("info", help="accelerator and versions").set_defaults(fn=cmd_sandbox_info)
     sbx.add_parser("cleanup", help="remove leftovers of killed runs").set_defaults(fn=cmd_sandbox_cleanup)
+
+    wl = sub.add_parser("workloads", help="the workload suite").add_subparsers(dest="verb", required=True)
+    wls = wl.add_parser("list", help="name, category, primary metric, SLO, requirements")
+    wls.add_argument("--json", action="store_true")
+    wls.set_defaults(fn=cmd_workloads_list)
+    wsh = wl.add_parser("show", help="one workload's spec and files")
+    wsh.add_argument("name")
+    wsh.set_defaults(fn=cmd_workloads_show)
+    wr = wl.add_parser("run", help="run a workload in a fresh sandbox")
+    wr.add_argument("name")
+    wr.add_argument("--size", choices=["smoke", "full"], default="smoke")
+    wr.add_argument("--repeat", type=int, default=None, help="measured runs (after the warm-up)")
+    wr.add_argument("--json", action="store_true")
+    wr.add_argument("--recipe", default=None)
+    wr.add_argument("--vcpus", type=int, default=2)
+    wr.add_argument("--memory", type=int, default=4096, help="MiB")
+    wr.set_defaults(fn=cmd_workloads_run)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness.workload import WorkloadError
     from images.build import BuildError
     from images.recipe import RecipeError
     from sandbox.base import SandboxError
@@ -137,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
         return a.fn(a)
-    except (RecipeError, BuildError, SandboxError) as e:
+    except (RecipeError, BuildError, SandboxError, WorkloadError) as e:
         return _err(str(e))
     except KeyboardInterrupt:
         return 130

@@ -1,0 +1,124 @@
+"""Running a workload in a sandbox: install its folder, set it up once, run it N times.
+
+The harness, not the agent, runs these. Each run's stdout+stderr is parsed into the
+spec's metrics; ``schedcp_wall_s=<seconds>`` (measured in the guest with bash's
+``$EPOCHREALTIME``, so the relay's overhead is not in it) is appended for specs that use
+wall time. Warm-up runs are executed and reported but flagged, and left out of summaries.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Callable
+
+from sandbox.base import Sandbox
+
+from .stats import summarize
+from .workload import GUEST_ROOT, Size, Workload, WorkloadError, parse_metrics
+
+
+@dataclass
+class RunResult:
+    index: int
+    warmup: bool
+    metrics: dict[str, float]
+    duration_s: float
+    output_tail: str = ""
+
+
+@dataclass
+class WorkloadRuns:
+    workload: str
+    size: Size
+    runs: list[RunResult] = field(default_factory=list)
+
+    def values(self, metric: str) -> list[float]:
+        return [r.metrics[metric] for r in self.runs if not r.warmup]
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        names = self.runs[0].metrics.keys() if self.runs else []
+        return {m: summarize(self.values(m)) for m in names}
+
+    def to_dict(self) -> dict:
+        return {
+            "workload": self.workload,
+            "size": self.size,
+            "runs": [{"index": r.index, "warmup": r.warmup, "metrics": r.metrics, "duration_s": round(r.duration_s, 3)}
+                     for r in self.runs],
+            "summary": self.summary(),
+        }
+
+
+def readme(wl: Workload) -> str:
+    s = wl.spec
+    return (
+        f"# {s.name}\n\n{s.description.strip()}\n\n"
+        f"- program: {s.program.name} ({s.program.package}, version {s.program.version})\n"
+        + (f"- stands in for: {s.program.substitutes}\n" if s.program.substitutes else "")
+        + f"- this folder: {s.guest_dir()} (config files, scripts and the spec, workload.yaml)\n"
+        + "- set-up commands (already run once in this VM):\n"
+        + "".join(f"    {c}\n" for c in s.setup)
+        + f"- run command (smoke size): {s.run.smoke}\n- run command (full size): {s.run.full}\n"
+    )
+
+
+def install(sb: Sandbox, wl: Workload) -> None:
+    """Upload the workload folder to its fixed guest path, plus a README for operators."""
+    dest = wl.spec.guest_dir()
+    files = wl.files()
+    dirs = sorted({str((wl.folder / f.relative_to(wl.folder)).parent.relative_to(wl.folder)) for f in files})
+    r = sb.run("mkdir -p " + " ".join(shlex.quote(f"{dest}/{d}") for d in dirs) + " /var/log/schedcp", timeout=30)
+    if not r.success:
+        raise WorkloadError(f"{wl.name}: cannot create {dest}: {r.stderr.strip()}")
+    for f in files:
+        rel = f.relative_to(wl.folder).as_posix()
+        sb.put_file(f"{dest}/{rel}", f.read_bytes(), mode=0o755 if f.stat().st_mode & 0o111 else 0o644)
+    sb.put_file(f"{dest}/README.md", readme(wl))
+
+
+def setup(sb: Sandbox, wl: Workload, size: Size = "smoke") -> None:
+    install(sb, wl)
+    for step in wl.spec.setup:
+        r = sb.run(f"cd {shlex.quote(wl.spec.guest_dir())} && {step}", timeout=wl.spec.timeout_s.full)
+        if not r.success:
+            why = "timed out" if r.timed_out else f"exit {r.returncode}"
+            tail = " | ".join((r.stdout + r.stderr).strip().splitlines()[-3:])
+            raise WorkloadError(f"{wl.name}: set-up step failed ({why}): {step!r}: {tail}")
+
+
+def run_once(sb: Sandbox, wl: Workload, size: Size, index: int = 0, warmup: bool = False) -> RunResult:
+    spec = wl.spec
+    cmd = getattr(spec.run, size)
+    timeout = getattr(spec.timeout_s, size)
+    wrapped = (
+        f"cd {shlex.quote(spec.guest_dir())} && {{ _ws=$EPOCHREALTIME; ( {cmd} ) 2>&1; _wrc=$?; _we=$EPOCHREALTIME; "
+        "echo \"schedcp_wall_s=$(awk \"BEGIN{printf \\\"%.6f\\\", $_we - $_ws}\")\"; exit $_wrc; }"
+    )
+    r = sb.run(f"bash -c {shlex.quote(wrapped)}", timeout=timeout, max_output=4 << 20)
+    out = r.stdout + r.stderr
+    if r.timed_out:
+        raise WorkloadError(f"{wl.name}: run {index} timed out after {timeout:.0f}s and was killed")
+    if r.returncode != 0:
+        tail = " | ".join(out.strip().splitlines()[-3:])
+        raise WorkloadError(f"{wl.name}: run {index} failed with exit {r.returncode}: {tail}")
+    return RunResult(index, warmup, parse_metrics(spec, out), r.duration_s, "\n".join(out.splitlines()[-5:]))
+
+
+def run_workload(sb: Sandbox, wl: Workload, size: Size = "smoke", repeat: int | None = None,
+                 warmup: int | None = None, on_run: Callable[[RunResult], None] | None = None,
+                 do_setup: bool = True) -> WorkloadRuns:
+    if do_setup:
+        setup(sb, wl, size)
+    repeat = wl.spec.repetitions[size] if repeat is None else repeat
+    warmup = wl.spec.warmup_runs if warmup is None else warmup
+    res = WorkloadRuns(wl.name, size)
+    for i in range(warmup + repeat):
+        rr = run_once(sb, wl, size, i, warmup=i < warmup)
+        res.runs.append(rr)
+        if on_run:
+            on_run(rr)
+    return res
+
+
+__all__ = ["RunResult", "WorkloadRuns", "install", "setup", "run_once", "run_workload", "GUEST_ROOT"]

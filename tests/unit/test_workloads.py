@@ -1,0 +1,97 @@
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.workload import WORKLOADS_DIR, WorkloadError, list_workloads, load_workload, parse_metrics
+
+ALL = [w.name for w in list_workloads()]
+
+
+def test_suite_specs_validate_and_cover_categories():
+    wls = list_workloads()
+    assert len(wls) >= 8
+    cats = {w.spec.category for w in wls}
+    assert {"cpu", "latency", "server", "data"} <= cats
+    for w in wls:
+        assert w.spec.primary.metric in {m.name for m in w.spec.metrics}
+        assert w.spec.goal.metric and w.spec.goal.direction
+        assert w.spec.noise, f"{w.name}: say how noisy it is"
+
+
+# Real outputs of the programs (captured from the guest image's versions).
+SAMPLES = {
+    "hackbench": ("Running in process mode with 4 groups using 40 file descriptors each (== 160 tasks)\n"
+                  "Each sender will pass 400 messages of 100 bytes\nTime: 3.890\n", {"wall_s": 3.89}),
+    "context-switch": ("# Running 'sched/pipe' benchmark:\n# Executed 50000 pipe operations between two processes\n\n"
+                       "     Total time: 5.175 [sec]\n\n     103.503880 usecs/op\n           9661 ops/sec\n",
+                       {"latency_us_per_op": 103.50388, "ops_per_s": 9661}),
+    "redis": ('"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"\n'
+              '"SET","16528.93","1.156","0.168","1.047","1.847","2.871","7.855"\n'
+              '"GET","16977.93","1.121","0.160","1.015","1.791","2.911","9.103"\n',
+              {"get_rps": 16977.93, "set_rps": 16528.93, "get_p99_ms": 2.911}),
+    "nginx": ("Running 5s test @ http://127.0.0.1:8080/\n  2 threads and 20 connections\n  Latency Distribution\n"
+              "     50%   10.00ms\n     90%   14.00ms\n     99%  950.00us\n  9630 requests in 5.00s, 7.80MB read\n"
+              "Requests/sec:   1926.00\nTransfer/sec:      1.56MB\n",
+              {"requests_per_s": 1926.0, "p99_latency_ms": 0.95}),
+    "wakeup-latency": ("p50_latency_us=120\np99_latency_us=1521\nsamples=10000\n",
+                       {"p99_latency_us": 1521, "p50_latency_us": 120}),
+    "sqlite": ("200000|1234\nschedcp_wall_s=3.700123\n", {"wall_s": 3.700123}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_parsers_on_real_output(name):
+    out, want = SAMPLES[name]
+    got = parse_metrics(load_workload(name).spec, out)
+    assert got == pytest.approx(want)
+
+
+def test_unparseable_output_is_reported_clearly():
+    with pytest.raises(WorkloadError, match=r"hackbench: metric wall_s not found .*output ends: starting \| segfault"):
+        parse_metrics(load_workload("hackbench").spec, "starting\nsegfault\n")
+
+
+def _copy(tmp_path, name="hackbench") -> Path:
+    dst = tmp_path / name
+    shutil.copytree(WORKLOADS_DIR / name, dst)
+    return dst
+
+
+def _edit(folder, fn):
+    p = folder / "workload.yaml"
+    d = yaml.safe_load(p.read_text())
+    fn(d)
+    p.write_text(yaml.safe_dump(d, sort_keys=False))
+
+
+def test_missing_field_names_file_and_field(tmp_path):
+    f = _copy(tmp_path)
+    _edit(f, lambda d: d.pop("primary"))
+    with pytest.raises(WorkloadError, match=r"hackbench/workload.yaml: field primary: Field required"):
+        load_workload(f)
+
+
+def test_wrong_category_and_bad_regex(tmp_path):
+    f = _copy(tmp_path)
+    _edit(f, lambda d: d.update(category="gpuu"))
+    with pytest.raises(WorkloadError, match=r"field category: Input should be 'cpu', 'latency'"):
+        load_workload(f)
+    _edit(f, lambda d: d.update(category="latency", metrics=[{"name": "wall_s", "unit": "s", "regex": "Time: [0-9.]+"}]))
+    with pytest.raises(WorkloadError, match="needs a capture group"):
+        load_workload(f)
+
+
+def test_primary_must_be_a_metric(tmp_path):
+    f = _copy(tmp_path)
+    _edit(f, lambda d: d.update(primary={"metric": "p99", "direction": "lower"}))
+    with pytest.raises(WorkloadError, match="primary.metric 'p99' is not one of the metrics"):
+        load_workload(f)
+
+
+def test_slo_needs_a_threshold(tmp_path):
+    f = _copy(tmp_path)
+    _edit(f, lambda d: d.update(slo={}))
+    with pytest.raises(WorkloadError, match="an SLO needs"):
+        load_workload(f)
