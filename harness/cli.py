@@ -11,6 +11,10 @@ Verbs (more arrive with the harness issues):
   schedcp workloads show NAME                one workload's spec
   schedcp workloads run NAME [--size smoke|full] [--repeat N] [--json]
                                              run it in a fresh sandbox, print runs + summary
+  schedcp run --workloads A,B --agent NAME [--model M] [--attempts K] [--parallel N]
+              [--size smoke|full] [--repeat R] [--display plain|jsonl] [--no-slo-hint]
+  schedcp jobs list | schedcp jobs resume JOB
+  schedcp report JOB [--format md|csv|json]
 """
 
 from __future__ import annotations
@@ -171,6 +175,80 @@ def cmd_workloads_run(a) -> int:
     return 0
 
 
+def _default_agent() -> str:
+    return "claude" if os.environ.get("ANTHROPIC_API_KEY") else "scx-search"
+
+
+def _run_and_report(d, cfg, be, display) -> int:
+    from harness.job import run_job
+    from harness.report import plot, render
+
+    results = run_job(d, cfg, be, display)
+    if display.mode == "plain":
+        print(render(results, "md"))
+        for p in plot(results, d):
+            print(f"plot: {p}")
+    return 0 if results and all(r.status == "done" for r in results) else 1
+
+
+def cmd_run(a) -> int:
+    from harness.agents import REGISTRY
+    from harness.job import Display, create_job, new_job_id
+    from harness.models import Budget, JobConfig
+    from harness.workload import load_workload
+
+    agent = a.agent or _default_agent()
+    if agent not in REGISTRY:
+        return _err(f"no agent {agent!r}: known agents: {', '.join(REGISTRY)}")
+    names = [w.strip() for w in a.workloads.split(",") if w.strip()]
+    for n in names:
+        load_workload(n)  # fail before anything starts
+    budget = Budget(**{k: v for k, v in (("steps", a.max_steps), ("wall_s", a.max_wall_s),
+                                         ("cost_usd", a.max_cost)) if v is not None})
+    cfg = JobConfig(job_id=a.job_id or new_job_id(agent), workloads=names, agent=agent,
+                    model=a.model or ("claude-sonnet-4-5" if agent == "claude" else None), attempts=a.attempts,
+                    parallel=a.parallel, size=a.size, repeat=a.repeat, slo_hint=not a.no_slo_hint, budget=budget)
+    be = _backend(a)
+    d = create_job(cfg, be)
+    display = Display(a.display)
+    display("job_created", {"job": cfg.job_id, "dir": str(d), "agent": agent})
+    return _run_and_report(d, cfg, be, display)
+
+
+def cmd_jobs_list(a) -> int:
+    from harness.job import job_state, jobs_dir, load_job
+
+    root = jobs_dir()
+    ids = sorted(p.name for p in root.iterdir() if (p / "job.json").is_file()) if root.is_dir() else []
+    if not ids:
+        print(f"no jobs under {root}")
+    for jid in ids:
+        d, cfg = load_job(jid)
+        print(f"{jid:40} {cfg.agent:14} {','.join(cfg.workloads):40} {job_state(d, cfg)}")
+    return 0
+
+
+def cmd_jobs_resume(a) -> int:
+    from harness.job import Display, load_job
+
+    d, cfg = load_job(a.job_id)
+    a.recipe, a.vcpus, a.memory = None, 2, 4096
+    return _run_and_report(d, cfg, _backend(a), Display(a.display))
+
+
+def cmd_report(a) -> int:
+    from harness.job import job_results, load_job
+    from harness.report import plot, render
+
+    d, _ = load_job(a.job_id)
+    results = job_results(d)
+    print(render(results, a.format))
+    if a.format == "md":
+        for p in plot(results, d):
+            print(f"plot: {p}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="schedcp", description="schedcp-bench: agentic OS optimization benchmark")
     sub = p.add_subparsers(dest="group", required=True)
@@ -214,6 +292,37 @@ def build_parser() -> argparse.ArgumentParser:
     wr.add_argument("--vcpus", type=int, default=2)
     wr.add_argument("--memory", type=int, default=4096, help="MiB")
     wr.set_defaults(fn=cmd_workloads_run)
+
+    r = sub.add_parser("run", help="run a benchmark job (headless)")
+    r.add_argument("--workloads", required=True, help="comma-separated workload names")
+    r.add_argument("--agent", default=None, help="default: claude with ANTHROPIC_API_KEY set, else scx-search")
+    r.add_argument("--model", default=None)
+    r.add_argument("--attempts", type=int, default=1)
+    r.add_argument("--parallel", type=int, default=1)
+    r.add_argument("--size", choices=["smoke", "full"], default="smoke")
+    r.add_argument("--repeat", type=int, default=5, help="measured runs per side, after one warm-up")
+    r.add_argument("--display", choices=["plain", "jsonl"], default="plain")
+    r.add_argument("--no-slo-hint", action="store_true")
+    r.add_argument("--max-steps", type=int, default=None)
+    r.add_argument("--max-wall-s", type=float, default=None)
+    r.add_argument("--max-cost", type=float, default=None)
+    r.add_argument("--job-id", default=None)
+    r.add_argument("--recipe", default=None)
+    r.add_argument("--vcpus", type=int, default=2)
+    r.add_argument("--memory", type=int, default=4096, help="MiB")
+    r.set_defaults(fn=cmd_run)
+
+    jb = sub.add_parser("jobs", help="list and resume jobs").add_subparsers(dest="verb", required=True)
+    jb.add_parser("list", help="jobs and their state").set_defaults(fn=cmd_jobs_list)
+    jr = jb.add_parser("resume", help="continue a killed job")
+    jr.add_argument("job_id")
+    jr.add_argument("--display", choices=["plain", "jsonl"], default="plain")
+    jr.set_defaults(fn=cmd_jobs_resume)
+
+    rp = sub.add_parser("report", help="the RQ1 table of a job")
+    rp.add_argument("job_id")
+    rp.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    rp.set_defaults(fn=cmd_report)
     return p
 
 

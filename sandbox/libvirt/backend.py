@@ -428,6 +428,15 @@ class LibvirtSandbox(Sandbox):
                 return
             time.sleep(0.2)
 
+    def qemu_cpu_s(self) -> float | None:
+        """CPU time (user + system) of this guest's QEMU process as the host sees it."""
+        try:
+            pid = int(Path(f"/run/libvirt/qemu/{self.name}.pid").read_text().strip())
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
     def console_tail(self, max_bytes: int = 4000) -> str:
         try:
             with open(self.console_path, "rb") as f:

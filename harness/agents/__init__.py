@@ -1,0 +1,25 @@
+"""Agents by name (the CLI's --agent). Imported lazily so that an unused agent's SDK is
+never imported."""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import Agent, AgentContext, Trajectory
+
+REGISTRY = {
+    "linux-default": ("harness.agents.linux_default", "LinuxDefault"),
+    "scx-search": ("harness.agents.scx_search", "ScxSearch"),
+    "claude": ("harness.agents.claude", "ClaudeAgent"),
+    "replay": ("harness.agents.replay", "ReplayAgent"),
+}
+
+
+def make_agent(name: str, **kwargs) -> Agent:
+    if name not in REGISTRY:
+        raise ValueError(f"no agent {name!r}: known agents: {', '.join(REGISTRY)}")
+    mod, cls = REGISTRY[name]
+    return getattr(importlib.import_module(mod), cls)(**kwargs)
+
+
+__all__ = ["Agent", "AgentContext", "Trajectory", "REGISTRY", "make_agent"]

@@ -1,0 +1,129 @@
+"""Jobs: a grid of trials (workloads x attempts) for one agent, in ``jobs/<job-id>/``.
+
+``jobs/<job-id>/job.json`` holds the config, image, kernel and host facts;
+``jobs/<job-id>/<workload>__<agent>__a<k>/`` holds each trial (``result.json``,
+``trajectory.jsonl``, ``console.log``, ``files/``). A trial folder without
+``result.json`` was interrupted: :func:`run_job` (and so ``schedcp jobs resume``) deletes
+it and runs it again, and never touches a finished one. Progress goes to a Display
+(plain text or JSONL) as events.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .models import JobConfig, TrialConfig, TrialResult
+from .trial import read_result, run_trial
+
+
+def jobs_dir() -> Path:
+    return Path(os.environ.get("SCHEDCP_JOBS", "jobs")).resolve()
+
+
+def new_job_id(agent: str) -> str:
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{agent}"
+
+
+def trial_ids(cfg: JobConfig) -> list[tuple[str, str, int]]:
+    return [(f"{w}__{cfg.agent}__a{k}", w, k) for w in cfg.workloads for k in range(cfg.attempts)]
+
+
+class Display:
+    """Progress printer: ``plain`` lines for people, ``jsonl`` events for scripts."""
+
+    def __init__(self, mode: str = "plain", stream=None):
+        self.mode, self.stream = mode, stream or sys.stdout
+        self.lock = threading.Lock()
+
+    def __call__(self, kind: str, data: dict) -> None:
+        with self.lock:
+            if self.mode == "jsonl":
+                self.stream.write(json.dumps({"event": kind, **data}) + "\n")
+            else:
+                self.stream.write(self._plain(kind, data) + "\n")
+            self.stream.flush()
+
+    @staticmethod
+    def _plain(kind: str, d: dict) -> str:
+        if kind == "phase":
+            return f"[{d['trial']}] {d['phase']}"
+        if kind == "measure":
+            return (f"[{d['trial']}] {d['role']:8} run {d['index']}{' (warm-up)' if d['warmup'] else ''}: "
+                    f"{d['value']:.6g}")
+        if kind == "trial_end":
+            r = d.get("ratio")
+            return f"[{d['trial']}] {d['status']} ({d['failure_kind']})" + (f" improvement {r:.3f}x" if r else "")
+        return f"{kind}: " + " ".join(f"{k}={v}" for k, v in d.items())
+
+
+def create_job(cfg: JobConfig, backend) -> Path:
+    d = jobs_dir() / cfg.job_id
+    d.mkdir(parents=True, exist_ok=False)
+    job = {
+        "schema_version": 1,
+        "config": cfg.model_dump(mode="json"),
+        "image": backend.image.key,
+        "kernel_release": backend.image.lock.kernel_release,
+        "accel": backend.accel,
+        "host": {"node": platform.node(), "machine": platform.machine(), "cpus": os.cpu_count(),
+                 "python": platform.python_version()},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    (d / "job.json").write_text(json.dumps(job, indent=2))
+    return d
+
+
+def load_job(job_id: str) -> tuple[Path, JobConfig]:
+    d = jobs_dir() / job_id
+    if not (d / "job.json").is_file():
+        raise FileNotFoundError(f"no job {job_id!r} under {jobs_dir()}")
+    return d, JobConfig.model_validate(json.loads((d / "job.json").read_text())["config"])
+
+
+def job_results(d: Path) -> list[TrialResult]:
+    out = []
+    for t in sorted(p for p in d.iterdir() if p.is_dir()):
+        r = read_result(t)
+        if r is not None:
+            out.append(r)
+    return out
+
+
+def job_state(d: Path, cfg: JobConfig) -> str:
+    done = sum(1 for tid, _, _ in trial_ids(cfg) if (d / tid / "result.json").is_file())
+    total = len(trial_ids(cfg))
+    return "complete" if done == total else f"{done}/{total} trials"
+
+
+def run_job(d: Path, cfg: JobConfig, backend, display: Display, agent_kwargs: dict | None = None) -> list[TrialResult]:
+    todo = []
+    for tid, wl, k in trial_ids(cfg):
+        tdir = d / tid
+        if (tdir / "result.json").is_file():
+            display("trial_skip", {"trial": tid, "reason": "already recorded"})
+            continue
+        if tdir.exists():
+            shutil.rmtree(tdir)  # interrupted: start it over
+        todo.append((tid, wl, k))
+    display("job_start", {"job": cfg.job_id, "trials": len(trial_ids(cfg)), "to_run": len(todo)})
+
+    def one(item):
+        tid, wl, k = item
+        tc = TrialConfig(trial_id=tid, workload=wl, agent=cfg.agent, model=cfg.model, attempt=k, size=cfg.size,
+                         repeat=cfg.repeat, slo_hint=cfg.slo_hint, budget=cfg.budget)
+        display("trial_start", {"trial": tid})
+        return run_trial(tc, d / tid, backend, events=display, agent_kwargs=agent_kwargs)
+
+    with ThreadPoolExecutor(max_workers=max(1, cfg.parallel)) as pool:
+        list(pool.map(one, todo))
+    results = job_results(d)
+    display("job_end", {"job": cfg.job_id, "state": job_state(d, cfg)})
+    return results

@@ -1,0 +1,57 @@
+"""Budgets as first-class values: each is enforced by the agent loop and recorded.
+
+``BudgetTracker.check()`` raises :class:`LimitExceeded` naming the limit that was hit;
+the trial then stops the agent, still measures what it left in place, and records the
+limit (``failure_kind = budget_exceeded``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import yaml
+
+from .models import Budget, Usage
+
+PRICES = yaml.safe_load((Path(__file__).parent / "prices.yaml").read_text())
+
+
+class LimitExceeded(Exception):
+    def __init__(self, kind: str, value: float, limit: float):
+        super().__init__(f"{kind} budget exceeded: {value:g} > {limit:g}")
+        self.kind, self.value, self.limit = kind, value, limit
+
+
+def price(model: str | None) -> dict:
+    return PRICES.get(model or "", PRICES["default"])
+
+
+class BudgetTracker:
+    def __init__(self, budget: Budget, model: str | None = None):
+        self.budget, self.model = budget, model
+        self.usage = Usage()
+        self.t0 = time.monotonic()
+
+    def add_call(self, input_tokens: int, output_tokens: int) -> None:
+        self.usage.steps += 1
+        self.usage.input_tokens += input_tokens
+        self.usage.output_tokens += output_tokens
+        p = price(self.model)
+        self.usage.cost_usd += (input_tokens * p["input"] + output_tokens * p["output"]) / 1e6
+
+    def add_step(self) -> None:
+        self.usage.steps += 1
+
+    @property
+    def remaining_s(self) -> float:
+        return self.budget.wall_s - (time.monotonic() - self.t0)
+
+    def check(self) -> None:
+        u, b = self.usage, self.budget
+        self.usage.wall_s = time.monotonic() - self.t0
+        for kind, value, limit in (("steps", u.steps, b.steps), ("input_tokens", u.input_tokens, b.input_tokens),
+                                   ("output_tokens", u.output_tokens, b.output_tokens),
+                                   ("cost_usd", u.cost_usd, b.cost_usd), ("wall_s", u.wall_s, b.wall_s)):
+            if value >= limit:
+                raise LimitExceeded(kind, value, limit)

@@ -1,0 +1,94 @@
+"""Persisted records of jobs and trials (pydantic; every file has a schema_version)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FailureKind = Literal["none", "agent_error", "budget_exceeded", "sandbox_crash", "infra_error"]
+
+
+class Budget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = 40  # LLM calls (or tuner candidates)
+    input_tokens: int = 2_000_000
+    output_tokens: int = 200_000
+    wall_s: float = 1800.0
+    cost_usd: float = 5.0
+
+
+class TrialConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    trial_id: str
+    workload: str
+    agent: str
+    model: str | None = None
+    attempt: int = 0
+    size: Literal["smoke", "full"] = "smoke"
+    repeat: int = 5
+    warmup: int = 1
+    slo_hint: bool = True
+    budget: Budget = Field(default_factory=Budget)
+
+
+class Usage(BaseModel):
+    steps: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    wall_s: float = 0.0
+    guest_cpu_s: float | None = None
+    energy_j: float | None = None
+    energy_note: str = ""
+
+
+class MetricStats(BaseModel):
+    baseline: dict[str, float]
+    tuned: dict[str, float]
+
+
+class TrialResult(BaseModel):
+    schema_version: int = 1
+    trial_id: str
+    workload: str
+    agent: str
+    model: str | None = None
+    attempt: int = 0
+    status: Literal["done", "failed"] = "done"
+    failure_kind: FailureKind = "none"
+    failure: str = ""
+    limit_hit: str | None = None
+    phases_s: dict[str, float] = Field(default_factory=dict)
+    usage: Usage = Field(default_factory=Usage)
+    kernel_release: str = ""
+    image: str = ""
+    primary_metric: str = ""
+    direction: str = ""
+    baseline_runs: list[dict[str, float]] = Field(default_factory=list)
+    tuned_runs: list[dict[str, float]] = Field(default_factory=list)
+    summary: dict[str, MetricStats] = Field(default_factory=dict)
+    improvement: dict = Field(default_factory=dict)  # ratio (>1 better), ci95, p_value
+    slo: dict = Field(default_factory=dict)  # baseline_met, tuned_met, text
+    scheduler_in_place: bool | None = None
+    tuned_config: dict = Field(default_factory=dict)  # what the agent left in place (scheduler, sysctls)
+    files_written: list[str] = Field(default_factory=list)
+
+
+class JobConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    job_id: str
+    workloads: list[str]
+    agent: str
+    model: str | None = None
+    attempts: int = 1
+    parallel: int = 1
+    size: Literal["smoke", "full"] = "smoke"
+    repeat: int = 5
+    slo_hint: bool = True
+    budget: Budget = Field(default_factory=Budget)

@@ -1,0 +1,213 @@
+"""One trial: an agent tunes one workload in a fresh VM; the harness measures the result.
+
+Phases (each timed in ``result.json``):
+
+1. ``reset``: two fresh sandboxes from the same saved state: *tuned* (the agent's) and
+   *baseline* (never touched by the agent). Both check the kernel pin.
+2. ``setup``: the workload folder is installed and set up in both.
+3. ``agent``: the agent works in *tuned*, within its budget. A budget hit stops it and
+   the trial is still measured.
+4. ``measure``: the harness runs the workload in *baseline* and *tuned* alternately
+   (B T B T ..., so slow drift affects both alike), warm-up rounds dropped. It checks
+   that a scheduler the agent left attached is still attached afterwards.
+5. ``stats``: per-metric summaries, the oriented improvement ratio of the primary metric
+   with a bootstrap 95 % CI and a Mann-Whitney p-value, SLO checks.
+
+Whatever happens, ``result.json`` is written last (atomically) with the failure kind; a
+trial folder without it is re-run on resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from sandbox.base import GuestCrashed, SandboxError
+from sandbox.guest import sched_ext_state
+
+from . import bench
+from .agents import AgentContext, Trajectory, make_agent
+from .agents.base import AgentInfraError
+from .limits import BudgetTracker, LimitExceeded
+from .models import MetricStats, TrialConfig, TrialResult
+from .prompt import instruction
+from .stats import compare, slo_met, summarize
+from .workload import WorkloadError, load_workload
+
+Events = Callable[[str, dict], None]
+
+
+def _write_json(path: Path, data: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(data)
+    os.replace(tmp, path)
+
+
+def _energy_counter() -> tuple[float | None, str]:
+    p = Path("/sys/class/powercap/intel-rapl:0/energy_uj")
+    try:
+        return int(p.read_text()) / 1e6, ""
+    except OSError as e:
+        return None, f"RAPL not available on this host ({p}: {e.strerror or e})"
+
+
+# sysctls that change by themselves (counters, random ids, memory-dependent sizes)
+_VOLATILE = re.compile(r"^(kernel\.ns_last_pid|kernel\.random\.|kernel\.pty\.nr|vm\.user_reserve_kbytes"
+                       r"|vm\.admin_reserve_kbytes|kernel\.perf_event_max_sample_rate)")
+
+
+def _sysctls(sb) -> dict[str, str]:
+    r = sb.run("sysctl -a 2>/dev/null | grep -E '^(kernel|vm|net\\.core)\\.' ", timeout=60, max_output=4 << 20)
+    out = {}
+    for line in r.stdout.splitlines():
+        k, _, v = line.partition(" = ")
+        if not _VOLATILE.match(k.strip()):
+            out[k.strip()] = v.strip()
+    return out
+
+
+def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambda k, d: None,
+              agent_kwargs: dict | None = None) -> TrialResult:
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    (trial_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    traj = Trajectory(trial_dir / "trajectory.jsonl")
+    res = TrialResult(trial_id=cfg.trial_id, workload=cfg.workload, agent=cfg.agent, model=cfg.model,
+                      attempt=cfg.attempt, image=backend.image.key)
+    tracker = BudgetTracker(cfg.budget, cfg.model)
+    sbs: dict[str, object] = {}
+    t_trial = time.monotonic()
+
+    @contextlib.contextmanager
+    def phase(name: str):
+        events("phase", {"trial": cfg.trial_id, "phase": name})
+        traj.log("phase", phase=name)
+        t = time.monotonic()
+        try:
+            yield
+        finally:
+            res.phases_s[name] = round(time.monotonic() - t, 3)
+
+    def fail(kind: str, msg: str) -> None:
+        if res.failure_kind == "none":
+            res.failure_kind, res.failure = kind, msg
+        traj.log("failure", kind=kind, message=msg)
+
+    try:
+        wl = load_workload(cfg.workload)
+        spec = wl.spec
+        res.primary_metric, res.direction = spec.primary.metric, spec.primary.direction
+        with phase("reset"):
+            sbs["tuned"] = backend.open(job="trial", trial=cfg.trial_id)
+            sbs["baseline"] = backend.open(job="trial", trial=cfg.trial_id + "-baseline")
+            res.kernel_release = sbs["tuned"].relay.guest_release
+        tuned, base = sbs["tuned"], sbs["baseline"]
+        with phase("setup"):
+            bench.setup(tuned, wl, cfg.size)
+            bench.setup(base, wl, cfg.size)
+        default_sysctls = _sysctls(base)
+
+        def trial_run() -> dict:
+            try:
+                r = bench.run_once(tuned, wl, cfg.size)
+                traj.log("trial_run", metrics=r.metrics)
+                return r.metrics
+            except WorkloadError as e:
+                traj.log("trial_run", error=str(e))
+                return {"error": str(e)}
+
+        text = instruction(wl, res.kernel_release, backend.shape.vcpus, backend.shape.memory_mib,
+                           cfg.slo_hint, cfg.budget)
+        traj.log("instruction", text=text)
+        ctx = AgentContext(sandbox=tuned, workload=wl, instruction=text, budget=tracker, trajectory=traj,
+                           files_dir=trial_dir / "files", model=cfg.model, trial_run=trial_run)
+        cpu0 = tuned.qemu_cpu_s()
+        e0, enote = _energy_counter()
+        with phase("agent"):
+            try:
+                make_agent(cfg.agent, **(agent_kwargs or {})).run(ctx)
+            except LimitExceeded as e:
+                res.limit_hit = e.kind
+                fail("budget_exceeded", str(e))
+            except AgentInfraError as e:
+                fail("infra_error", str(e))
+            except (GuestCrashed, SandboxError):
+                raise
+            except Exception as e:  # the agent's own bug or a bad tool call sequence
+                fail("agent_error", f"{type(e).__name__}: {e}")
+                traj.log("traceback", text=traceback.format_exc())
+        tracker.usage.wall_s = res.phases_s.get("agent", 0.0)
+        cpu1 = tuned.qemu_cpu_s()
+        e1, _ = _energy_counter()
+        tracker.usage.guest_cpu_s = round(cpu1 - cpu0, 3) if cpu0 is not None and cpu1 is not None else None
+        tracker.usage.energy_j = round(e1 - e0, 3) if e0 is not None and e1 is not None else None
+        tracker.usage.energy_note = enote
+        res.files_written = ctx.files_written
+        tuned.check_alive()
+        st = sched_ext_state(tuned)
+        changed = {k: v for k, v in _sysctls(tuned).items() if default_sysctls.get(k) != v}
+        res.tuned_config = {"sched_ext": {"state": st.state, "ops": st.ops}, "sysctl_changed": changed}
+        traj.log("tuned_config", **res.tuned_config)
+
+        with phase("measure"):
+            for i in range(cfg.warmup + cfg.repeat):
+                warm = i < cfg.warmup
+                for role in ("baseline", "tuned"):
+                    r = bench.run_once(sbs[role], wl, cfg.size, index=i, warmup=warm)
+                    traj.log("measure", role=role, index=i, warmup=warm, metrics=r.metrics)
+                    events("measure", {"trial": cfg.trial_id, "role": role, "index": i, "warmup": warm,
+                                       "value": r.metrics[spec.primary.metric]})
+                    if not warm:
+                        (res.baseline_runs if role == "baseline" else res.tuned_runs).append(r.metrics)
+            if st.enabled:
+                end = sched_ext_state(tuned)
+                res.scheduler_in_place = end.enabled and end.ops == st.ops
+                if not res.scheduler_in_place:
+                    traj.log("message", role="harness", text=f"scheduler {st.ops} was not in place after measuring "
+                                                             f"(now {end.state} {end.ops})")
+        with phase("stats"):
+            for m in res.baseline_runs[0] if res.baseline_runs else []:
+                res.summary[m] = MetricStats(baseline=summarize([r[m] for r in res.baseline_runs]),
+                                             tuned=summarize([r[m] for r in res.tuned_runs]))
+            pm = spec.primary.metric
+            b = [r[pm] for r in res.baseline_runs]
+            t = [r[pm] for r in res.tuned_runs]
+            res.improvement = compare(b, t, spec.primary.direction)
+            bmed, tmed = res.summary[pm].baseline["median"], res.summary[pm].tuned["median"]
+            res.slo = {
+                # the absolute part of an SLO applies to the baseline; the relative part
+                # is by definition met by it
+                "baseline_met": slo_met(bmed, bmed, spec.primary.direction, spec.slo.absolute, None),
+                "tuned_met": slo_met(tmed, bmed, spec.primary.direction, spec.slo.absolute, spec.slo.relative),
+                "slo": spec.slo.model_dump(),
+            }
+    except GuestCrashed as e:
+        fail("sandbox_crash", str(e))
+    except (SandboxError, WorkloadError) as e:
+        fail("infra_error", f"{type(e).__name__}: {e}")
+    finally:
+        for role, sb in sbs.items():
+            with contextlib.suppress(Exception):
+                sb.close(keep_console=trial_dir / ("console.log" if role == "tuned" else f"console-{role}.log"))
+        res.usage = tracker.usage
+        res.status = "done" if res.failure_kind in ("none", "budget_exceeded") and res.improvement else "failed"
+        res.phases_s["total"] = round(time.monotonic() - t_trial, 3)
+        _write_json(trial_dir / "result.json", res.model_dump_json(indent=2))
+        events("trial_end", {"trial": cfg.trial_id, "status": res.status, "failure_kind": res.failure_kind,
+                             "ratio": res.improvement.get("ratio") if res.improvement else None})
+    return res
+
+
+def read_result(trial_dir: Path) -> TrialResult | None:
+    p = trial_dir / "result.json"
+    if not p.is_file():
+        return None
+    try:
+        return TrialResult.model_validate(json.loads(p.read_text()))
+    except (ValueError, OSError):
+        return None
