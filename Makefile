@@ -8,11 +8,11 @@ BIN := $(VENV)/bin
 setup:
 	@bash scripts/setup-host.sh
 
-# The main job. Until the harness lands it builds the default image and shows a fresh
-# sandbox: kernel pin, sched_ext state, the prebuilt schedulers.
+# The main job: three smoke workloads from different categories, headless, with the
+# `claude` agent when ANTHROPIC_API_KEY is set and the `scx-search` tuner otherwise;
+# prints progress, then the report. Results: jobs/<job-id>/.
 run: setup
-	$(BIN)/schedcp image build
-	$(BIN)/schedcp sandbox exec -- 'echo "kernel: $$(uname -r)"; echo "sched_ext: $$(cat /sys/kernel/sched_ext/state)"; echo "schedulers: $$(ls /opt/schedcp/scx/bin | tr "\n" " ")"'
+	$(BIN)/schedcp run --workloads hackbench,sqlite,gzip --size smoke --repeat 5
 
 test: setup
 	$(BIN)/python -m pytest -v --timeout=1800 tests
@@ -24,6 +24,7 @@ bench: setup
 	$(BIN)/python benchmarks/reset.py
 	$(BIN)/python benchmarks/relay.py
 	$(BIN)/python benchmarks/noise.py
+	$(BIN)/python benchmarks/overhead.py
 
 image: setup
 	$(BIN)/schedcp image build

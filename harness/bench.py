@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from sandbox.base import Sandbox
 
 from .stats import summarize
-from .workload import GUEST_ROOT, Size, Workload, WorkloadError, parse_metrics
+from .workload import GUEST_ROOT, LIB_DIR, Size, Workload, WorkloadError, parse_metrics
 
 
 @dataclass
@@ -63,18 +64,24 @@ def readme(wl: Workload) -> str:
     )
 
 
-def install(sb: Sandbox, wl: Workload) -> None:
-    """Upload the workload folder to its fixed guest path, plus a README for operators."""
-    dest = wl.spec.guest_dir()
-    files = wl.files()
-    dirs = sorted({str((wl.folder / f.relative_to(wl.folder)).parent.relative_to(wl.folder)) for f in files})
+def _upload_tree(sb: Sandbox, folder: Path, dest: str) -> None:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    dirs = sorted({f.parent.relative_to(folder).as_posix() for f in files})
     r = sb.run("mkdir -p " + " ".join(shlex.quote(f"{dest}/{d}") for d in dirs) + " /var/log/schedcp", timeout=30)
     if not r.success:
-        raise WorkloadError(f"{wl.name}: cannot create {dest}: {r.stderr.strip()}")
+        raise WorkloadError(f"cannot create {dest} in the guest: {r.stderr.strip()}")
     for f in files:
-        rel = f.relative_to(wl.folder).as_posix()
+        rel = f.relative_to(folder).as_posix()
         sb.put_file(f"{dest}/{rel}", f.read_bytes(), mode=0o755 if f.stat().st_mode & 0o111 else 0o644)
-    sb.put_file(f"{dest}/README.md", readme(wl))
+
+
+def install(sb: Sandbox, wl: Workload) -> None:
+    """Upload the workload folder to its fixed guest path, plus a README for operators,
+    and the helpers shared by workloads (``workloads/_lib``) beside it."""
+    _upload_tree(sb, wl.folder, wl.spec.guest_dir())
+    if LIB_DIR.is_dir():
+        _upload_tree(sb, LIB_DIR, f"{GUEST_ROOT}/_lib")
+    sb.put_file(f"{wl.spec.guest_dir()}/README.md", readme(wl))
 
 
 def setup(sb: Sandbox, wl: Workload, size: Size = "smoke") -> None:

@@ -58,6 +58,8 @@ class Display:
         if kind == "measure":
             return (f"[{d['trial']}] {d['role']:8} run {d['index']}{' (warm-up)' if d['warmup'] else ''}: "
                     f"{d['value']:.6g}")
+        if kind == "agent":
+            return f"[{d['trial']}] agent: {d['text']}"
         if kind == "trial_end":
             r = d.get("ratio")
             return f"[{d['trial']}] {d['status']} ({d['failure_kind']})" + (f" improvement {r:.3f}x" if r else "")

@@ -25,6 +25,7 @@ import os
 import re
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -76,7 +77,21 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
               agent_kwargs: dict | None = None) -> TrialResult:
     trial_dir.mkdir(parents=True, exist_ok=True)
     (trial_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
-    traj = Trajectory(trial_dir / "trajectory.jsonl")
+    def progress(rec: dict) -> None:  # the agent's steps, as they happen, for the display
+        kind = rec["type"]
+        if kind == "message" and rec.get("role") != "assistant":
+            text = rec.get("text", "")
+        elif kind == "tool_call":
+            text = f"{rec['name']} {json.dumps(rec.get('input'))[:120]}"
+        elif kind == "trial_run":
+            text = f"trial run {rec.get('metrics') or rec.get('error')}"
+        elif kind in ("api_error", "limit", "failure"):
+            text = f"{kind} " + json.dumps({k: v for k, v in rec.items() if k not in ("t", "type")})
+        else:
+            return
+        events("agent", {"trial": cfg.trial_id, "text": text})
+
+    traj = Trajectory(trial_dir / "trajectory.jsonl", on_log=progress)
     res = TrialResult(trial_id=cfg.trial_id, workload=cfg.workload, agent=cfg.agent, model=cfg.model,
                       attempt=cfg.attempt, image=backend.image.key)
     tracker = BudgetTracker(cfg.budget, cfg.model)
@@ -103,8 +118,18 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
         spec = wl.spec
         res.primary_metric, res.direction = spec.primary.metric, spec.primary.direction
         with phase("reset"):
-            sbs["tuned"] = backend.open(job="trial", trial=cfg.trial_id)
-            sbs["baseline"] = backend.open(job="trial", trial=cfg.trial_id + "-baseline")
+            # both restores at once: most of a restore is libvirt and QEMU waiting
+            with ThreadPoolExecutor(2) as pool:
+                futs = {role: pool.submit(backend.open, job="trial", trial=cfg.trial_id + suffix)
+                        for role, suffix in (("tuned", ""), ("baseline", "-baseline"))}
+                errors = []
+                for role, fut in futs.items():
+                    try:
+                        sbs[role] = fut.result()
+                    except Exception as e:  # keep the one that opened, so that it is closed
+                        errors.append(e)
+                if errors:
+                    raise errors[0]
             res.kernel_release = sbs["tuned"].relay.guest_release
         tuned, base = sbs["tuned"], sbs["baseline"]
         with phase("setup"):
@@ -115,7 +140,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
         def trial_run() -> dict:
             try:
                 r = bench.run_once(tuned, wl, cfg.size)
-                traj.log("trial_run", metrics=r.metrics)
+                traj.log("trial_run", metrics=r.metrics, duration_s=round(r.duration_s, 4))
                 return r.metrics
             except WorkloadError as e:
                 traj.log("trial_run", error=str(e))
@@ -159,7 +184,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                 warm = i < cfg.warmup
                 for role in ("baseline", "tuned"):
                     r = bench.run_once(sbs[role], wl, cfg.size, index=i, warmup=warm)
-                    traj.log("measure", role=role, index=i, warmup=warm, metrics=r.metrics)
+                    traj.log("measure", role=role, index=i, warmup=warm, metrics=r.metrics,
+                             duration_s=round(r.duration_s, 4))
                     events("measure", {"trial": cfg.trial_id, "role": role, "index": i, "warmup": warm,
                                        "value": r.metrics[spec.primary.metric]})
                     if not warm:
@@ -193,7 +219,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
     finally:
         for role, sb in sbs.items():
             with contextlib.suppress(Exception):
-                sb.close(keep_console=trial_dir / ("console.log" if role == "tuned" else f"console-{role}.log"))
+                sb.close(keep_console=trial_dir / ("console.log" if role == "tuned" else f"console-{role}.log"),
+                         wait=False)
         res.usage = tracker.usage
         res.status = "done" if res.failure_kind in ("none", "budget_exceeded") and res.improvement else "failed"
         res.phases_s["total"] = round(time.monotonic() - t_trial, 3)

@@ -15,10 +15,12 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from images.yamlspec import load_yaml_model
 
 WORKLOADS_DIR = Path(__file__).resolve().parents[1] / "workloads"
+LIB_DIR = WORKLOADS_DIR / "_lib"  # helpers shared by workloads (input generators)
 GUEST_ROOT = "/opt/schedcp/workloads"
 Size = Literal["smoke", "full"]
 
@@ -171,18 +173,7 @@ def load_workload(spec: str | Path) -> Workload:
     if not path.is_file():
         known = ", ".join(w.name for w in list_workloads())
         raise WorkloadError(f"no workload {str(spec)!r}: known workloads: {known}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise WorkloadError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise WorkloadError(f"{path}: expected a mapping at the top level")
-    try:
-        ws = WorkloadSpec.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        raise WorkloadError(f"{path}: field {where}: {err['msg']}") from None
+    ws = load_yaml_model(path, WorkloadSpec, WorkloadError)
     if ws.name != path.parent.name:
         raise WorkloadError(f"{path}: field name: {ws.name!r} must match its folder name {path.parent.name!r}")
     return Workload(ws, path.parent)

@@ -14,8 +14,9 @@ import json
 import re
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .yamlspec import load_yaml_model
 
 BUILDER_VERSION = 1
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -131,16 +132,4 @@ def resolve_recipe_path(spec: str | None) -> Path:
 
 def load_recipe(spec: str | None = None) -> LoadedRecipe:
     path = resolve_recipe_path(spec)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: expected a mapping at the top level")
-    try:
-        recipe = Recipe.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        raise RecipeError(f"{path}: field {where}: {err['msg']}") from None
-    return LoadedRecipe(recipe, path.parent)
+    return LoadedRecipe(load_yaml_model(path, Recipe, RecipeError), path.parent)

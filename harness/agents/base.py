@@ -25,14 +25,17 @@ class AgentInfraError(Exception):
 class Trajectory:
     """Append-only JSONL log of everything the agent and harness did in a trial."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, on_log: Callable[[dict], None] | None = None):
         self.path = path
         self.t0 = time.monotonic()
+        self.on_log = on_log
 
     def log(self, type_: str, **data) -> None:
         rec = {"t": round(time.monotonic() - self.t0, 4), "type": type_, **data}
         with open(self.path, "a") as f:
             f.write(json.dumps(rec, default=str) + "\n")
+        if self.on_log:
+            self.on_log(rec)
 
 
 @dataclass

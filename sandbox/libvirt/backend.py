@@ -20,6 +20,7 @@ killed run, and :func:`cleanup_stale` destroys its domain and removes it.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
@@ -28,6 +29,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
@@ -470,23 +472,49 @@ class LibvirtSandbox(Sandbox):
     def get_file(self, remote: str) -> bytes:
         return self.relay.get(remote)
 
-    def close(self, keep_console: Path | None = None) -> None:
+    def close(self, keep_console: Path | None = None, wait: bool = True) -> None:
+        """Destroy the guest and its overlay. With ``wait=False`` the destroy (1-2 s under
+        TCG, mostly QEMU's exit) runs in a background thread that holds the slot until it
+        is done; :func:`wait_closed` (also run at exit) waits for such threads."""
         if self.closed:
             return
         self.closed = True
         self.relay.close()
-        if self.dom is not None:
-            try:
-                self.dom.destroy()
-            except libvirt.libvirtError:
-                pass
         if keep_console is not None and self.console_path.exists():
             keep_console.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(self.console_path, keep_console)
-        shutil.rmtree(self.run_dir, ignore_errors=True)
-        for fd in (self._lock_fd, self._slot_fd):
-            if fd is not None:
-                os.close(fd)
+        if wait:
+            self._teardown()
+            return
+        t = threading.Thread(target=self._teardown, name=f"close-{self.name}", daemon=True)
+        _CLOSING.add(t)
+        t.start()
+
+    def _teardown(self) -> None:
+        try:
+            if self.dom is not None:
+                try:
+                    self.dom.destroy()
+                except libvirt.libvirtError:
+                    pass
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        finally:
+            for fd in (self._lock_fd, self._slot_fd):
+                if fd is not None:
+                    os.close(fd)
+            _CLOSING.discard(threading.current_thread())
+
+
+_CLOSING: set[threading.Thread] = set()
+
+
+def wait_closed(timeout: float = 60.0) -> None:
+    """Wait for sandboxes closed with ``wait=False`` to be fully torn down."""
+    for t in list(_CLOSING):
+        t.join(timeout)
+
+
+atexit.register(wait_closed)
 
 
 def _last_lines(text: str, n: int) -> str:
