@@ -189,6 +189,13 @@ class LibvirtBackend:
 
     def _new_run_dir(self, name: str) -> tuple[Path, int]:
         d = run_root() / name
+        if d.exists():  # left by a run killed after our start-up cleanup
+            fd = _try_lock(d / "lock")
+            if fd is None:
+                raise SandboxUnavailable(f"VM {name} is in use by another process (lock in {d})")
+            _destroy_by_name(self.conn, name)
+            shutil.rmtree(d, ignore_errors=True)
+            os.close(fd)
         d.mkdir(parents=True, exist_ok=False)
         os.chmod(d, 0o755)
         fd = _try_lock(d / "lock")
