@@ -9,7 +9,7 @@ log() { echo "setup: $*"; }
 
 . /etc/os-release
 PKGS=(libvirt-daemon-system libvirt-dev pkg-config gcc mmdebstrap e2fsprogs openssh-client
-      debian-archive-keyring procps tmux)
+      debian-archive-keyring procps tmux python3-venv python3-dev)
 QEMU_PKGS=(qemu-system-x86 qemu-utils)
 missing=()
 for p in "${PKGS[@]}" "${QEMU_PKGS[@]}"; do
