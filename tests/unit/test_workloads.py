@@ -11,7 +11,7 @@ ALL = [w.name for w in list_workloads()]
 
 def test_suite_specs_validate_and_cover_categories():
     wls = list_workloads()
-    assert len(wls) >= 8
+    assert len(wls) >= 10
     cats = {w.spec.category for w in wls}
     assert {"cpu", "latency", "server", "data"} <= cats
     for w in wls:
@@ -37,6 +37,9 @@ SAMPLES = {
               {"requests_per_s": 1926.0, "p99_latency_ms": 0.95}),
     "wakeup-latency": ("p50_latency_us=120\np99_latency_us=1521\nsamples=10000\n",
                        {"p99_latency_us": 1521, "p50_latency_us": 120}),
+    "rocksdb": ("fillrandom   :     126.036 micros/op 15838 ops/sec 7.576 seconds 120000 operations;    1.8 MB/s\n"
+                "readrandom   :      24.833 micros/op 79153 ops/sec 3.790 seconds 300000 operations;    7.6 MB/s "
+                "(129570 of 150000 found)\n", {"read_ops_s": 79153, "fill_ops_s": 15838}),
     "sqlite": ("200000|1234\nschedcp_wall_s=3.700123\n", {"wall_s": 3.700123}),
 }
 
