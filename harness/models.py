@@ -19,8 +19,8 @@ class Budget(BaseModel):
     cost_usd: float = 5.0
 
 
-class TrialConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _TrialKey(BaseModel):
+    """What identifies a trial; shared by its config and its result."""
 
     schema_version: int = 1
     trial_id: str
@@ -28,6 +28,11 @@ class TrialConfig(BaseModel):
     agent: str
     model: str | None = None
     attempt: int = 0
+
+
+class TrialConfig(_TrialKey):
+    model_config = ConfigDict(extra="forbid")
+
     size: Literal["smoke", "full"] = "smoke"
     repeat: int = 5
     warmup: int = 1
@@ -51,13 +56,7 @@ class MetricStats(BaseModel):
     tuned: dict[str, float]
 
 
-class TrialResult(BaseModel):
-    schema_version: int = 1
-    trial_id: str
-    workload: str
-    agent: str
-    model: str | None = None
-    attempt: int = 0
+class TrialResult(_TrialKey):
     status: Literal["done", "failed"] = "done"
     failure_kind: FailureKind = "none"
     failure: str = ""
