@@ -88,11 +88,15 @@ def test_claude_trial_with_scripted_model(backend, api, tmp_path):
     assert (tdir / "console.log").is_file()
 
 
-def test_unreachable_api_is_infra_error(backend, api, tmp_path):
-    api([500, 500, 500])
+@pytest.mark.parametrize("status", [429, 500])
+def test_unreachable_api_is_infra_error(backend, api, tmp_path, status):
+    srv, _ = api([status] * 3)
     cfg = TrialConfig(trial_id="t-api-down", workload="sqlite", agent="claude", repeat=1)
     res = run_trial(cfg, tmp_path / "t", backend, agent_kwargs={"max_retries": 2, "backoff_s": 0.05})
     assert res.failure_kind == "infra_error" and "after 3 attempts" in res.failure
+    assert len(srv.requests) == 3  # retried, then given up
+    ev = events(tmp_path / "t" / "trajectory.jsonl")
+    assert [e["status"] for e in ev if e["type"] == "api_error"] == [status] * 3
     assert (tmp_path / "t" / "result.json").is_file()
 
 
