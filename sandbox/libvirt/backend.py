@@ -108,22 +108,30 @@ def cleanup_stale(conn: libvirt.virConnect | None = None) -> list[str]:
     rr = run_root()
     if rr.is_dir():
         for d in sorted(rr.iterdir()):
-            fd = _try_lock(d / "lock") if d.is_dir() else None
-            if fd is None:
-                live.add(d.name)
-                continue
-            try:
-                _destroy_by_name(conn, d.name)
-                shutil.rmtree(d, ignore_errors=True)
+            if d.is_dir() and _reclaim_run_dir(conn, d):
                 removed.append(d.name)
-            finally:
-                os.close(fd)
+            else:
+                live.add(d.name)
     for dom in conn.listAllDomains():
         name = dom.name()
         if name.startswith(PREFIX) and name not in live:
             _destroy_by_name(conn, name)
             removed.append(name)
     return removed
+
+
+def _reclaim_run_dir(conn: libvirt.virConnect, d: Path) -> bool:
+    """If no process holds the run folder's lock, it belongs to a killed run: destroy its
+    domain and remove it (True). False when it is in use."""
+    fd = _try_lock(d / "lock")
+    if fd is None:
+        return False
+    try:
+        _destroy_by_name(conn, d.name)
+        shutil.rmtree(d, ignore_errors=True)
+    finally:
+        os.close(fd)
+    return True
 
 
 def _destroy_by_name(conn: libvirt.virConnect, name: str) -> None:
@@ -189,13 +197,9 @@ class LibvirtBackend:
 
     def _new_run_dir(self, name: str) -> tuple[Path, int]:
         d = run_root() / name
-        if d.exists():  # left by a run killed after our start-up cleanup
-            fd = _try_lock(d / "lock")
-            if fd is None:
-                raise SandboxUnavailable(f"VM {name} is in use by another process (lock in {d})")
-            _destroy_by_name(self.conn, name)
-            shutil.rmtree(d, ignore_errors=True)
-            os.close(fd)
+        # a folder left by a run killed after our start-up cleanup is reclaimed
+        if d.exists() and not _reclaim_run_dir(self.conn, d):
+            raise SandboxUnavailable(f"VM {name} is in use by another process (lock in {d})")
         d.mkdir(parents=True, exist_ok=False)
         os.chmod(d, 0o755)
         fd = _try_lock(d / "lock")
@@ -352,7 +356,7 @@ class LibvirtBackend:
         try:
             sb._wait_ssh(time.monotonic() + ready_timeout, _restored_guest_refresh)
             sb.meta["restore_s"] = round(time.monotonic() - t0, 3)
-            sb.after_restore()
+            sb.check_kernel_pin()
         except BaseException:
             sb.close()
             raise
@@ -384,7 +388,7 @@ class LibvirtSandbox(Sandbox):
         return self.run_dir / "console.log"
 
     # -- readiness / health ---------------------------------------------------------------
-    def _wait_ssh(self, deadline: float, on_start="") -> None:
+    def _wait_ssh(self, deadline: float, on_start: str | Callable[[], str] = "") -> None:
         last = ""
         while True:
             self.check_alive()
@@ -401,13 +405,11 @@ class LibvirtSandbox(Sandbox):
                 )
             time.sleep(0.05)
 
-    def after_restore(self) -> None:
-        """Check the kernel pin with the release the relay shell reported when it started
-        (its start also synced the guest clock and entropy with the host: see open())."""
-        self._check_release(self.relay.guest_release)
-
     def check_kernel_pin(self) -> None:
-        self._check_release(self.run("uname -r", timeout=30).stdout.strip())
+        """Refuse a guest whose kernel is not the image's pin. The release is the one the
+        relay shell read when it started (no extra round trip); a restored guest's shell
+        start also synced its clock and entropy with the host (see open())."""
+        self._check_release(self.relay.guest_release)
 
     def _check_release(self, release: str) -> None:
         pinned = self.backend.image.lock.kernel_release
