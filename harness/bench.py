@@ -15,8 +15,8 @@ from typing import Callable
 
 from sandbox.base import Sandbox
 
-from .stats import summarize
-from .workload import GUEST_ROOT, LIB_DIR, Size, Workload, WorkloadError, parse_metrics
+from .stats import summarize_runs
+from .workload import GUEST_ROOT, LIB_DIR, Size, Workload, WorkloadError, parse_metrics, tree_files
 
 
 @dataclass
@@ -34,12 +34,8 @@ class WorkloadRuns:
     size: Size
     runs: list[RunResult] = field(default_factory=list)
 
-    def values(self, metric: str) -> list[float]:
-        return [r.metrics[metric] for r in self.runs if not r.warmup]
-
     def summary(self) -> dict[str, dict[str, float]]:
-        names = self.runs[0].metrics.keys() if self.runs else []
-        return {m: summarize(self.values(m)) for m in names}
+        return summarize_runs([r.metrics for r in self.runs if not r.warmup])
 
     def to_dict(self) -> dict:
         return {
@@ -65,7 +61,7 @@ def readme(wl: Workload) -> str:
 
 
 def _upload_tree(sb: Sandbox, folder: Path, dest: str) -> None:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    files = tree_files(folder)
     dirs = sorted({f.parent.relative_to(folder).as_posix() for f in files})
     r = sb.run("mkdir -p " + " ".join(shlex.quote(f"{dest}/{d}") for d in dirs) + " /var/log/schedcp", timeout=30)
     if not r.success:

@@ -23,6 +23,11 @@ def summarize(values: list[float]) -> dict[str, float]:
     }
 
 
+def summarize_runs(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """:func:`summarize` for every metric of a list of runs (each a metric -> value dict)."""
+    return {m: summarize([r[m] for r in runs]) for m in (runs[0] if runs else {})}
+
+
 def compare(baseline: list[float], tuned: list[float], direction: str, n_boot: int = 5000, seed: int = 0) -> dict:
     """Improvement of tuned over baseline, oriented so that > 1 is better.
 

@@ -38,7 +38,7 @@ from .agents.base import AgentInfraError
 from .limits import BudgetTracker, LimitExceeded
 from .models import MetricStats, TrialConfig, TrialResult
 from .prompt import instruction
-from .stats import compare, slo_met, summarize
+from .stats import compare, slo_met, summarize_runs
 from .workload import WorkloadError, load_workload
 
 Events = Callable[[str, dict], None]
@@ -197,9 +197,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                     traj.log("message", role="harness", text=f"scheduler {st.ops} was not in place after measuring "
                                                              f"(now {end.state} {end.ops})")
         with phase("stats"):
-            for m in res.baseline_runs[0] if res.baseline_runs else []:
-                res.summary[m] = MetricStats(baseline=summarize([r[m] for r in res.baseline_runs]),
-                                             tuned=summarize([r[m] for r in res.tuned_runs]))
+            bsum, tsum = summarize_runs(res.baseline_runs), summarize_runs(res.tuned_runs)
+            res.summary = {m: MetricStats(baseline=bsum[m], tuned=tsum[m]) for m in bsum}
             pm = spec.primary.metric
             b = [r[pm] for r in res.baseline_runs]
             t = [r[pm] for r in res.tuned_runs]

@@ -159,7 +159,12 @@ class Workload:
         return self.spec.name
 
     def files(self) -> list[Path]:
-        return sorted(p for p in self.folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        return tree_files(self.folder)
+
+
+def tree_files(folder: Path) -> list[Path]:
+    """The files of a workload folder as uploaded to the guest (no Python caches)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
 def load_workload(spec: str | Path) -> Workload:
