@@ -236,6 +236,16 @@ def cmd_jobs_resume(a) -> int:
     return _run_and_report(d, cfg, _backend(a), Display(a.display))
 
 
+def cmd_jobs_stop(a) -> int:
+    from harness.job import load_job, request_stop
+
+    d, _ = load_job(a.job_id)
+    request_stop(d)
+    print(f"stop requested: {a.job_id} starts no new trial; running ones finish and are recorded "
+          f"(continue later with `schedcp jobs resume {a.job_id}`)")
+    return 0
+
+
 def cmd_report(a) -> int:
     from harness.job import job_results, load_job
     from harness.report import plot, render
@@ -318,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     jr.add_argument("job_id")
     jr.add_argument("--display", choices=["plain", "jsonl"], default="plain")
     jr.set_defaults(fn=cmd_jobs_resume)
+
+    js = jb.add_parser("stop", help="let running trials finish, start no new one")
+    js.add_argument("job_id")
+    js.set_defaults(fn=cmd_jobs_stop)
 
     rp = sub.add_parser("report", help="the RQ1 table of a job")
     rp.add_argument("job_id")

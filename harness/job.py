@@ -5,7 +5,13 @@
 ``trajectory.jsonl``, ``console.log``, ``files/``). A trial folder without
 ``result.json`` was interrupted: :func:`run_job` (and so ``schedcp jobs resume``) deletes
 it and runs it again, and never touches a finished one. Progress goes to a Display
-(plain text or JSONL) as events.
+(plain text or JSONL) as events, and every event is also appended to
+``jobs/<job-id>/events.jsonl`` (with a wall-clock ``ts``), so a job started headless can
+be watched from another process (the TUI) and vice versa.
+
+A file ``jobs/<job-id>/STOP`` asks a running job to finish its running trials and start
+no new one (:func:`request_stop`); the job then ends in state ``stopped`` and can be
+continued with ``schedcp jobs resume``.
 """
 
 from __future__ import annotations
@@ -105,7 +111,51 @@ def job_state(d: Path, cfg: JobConfig) -> str:
     return "complete" if done == total else f"{done}/{total} trials"
 
 
+EVENTS_FILE = "events.jsonl"
+STOP_FILE = "STOP"
+
+
+class EventLog:
+    """Sends each event to a Display and appends it to the job's ``events.jsonl``."""
+
+    def __init__(self, path: Path, display):
+        self.path, self.display = path, display
+        self.lock = threading.Lock()
+
+    def __call__(self, kind: str, data: dict) -> None:
+        rec = {"ts": round(_dt.datetime.now(_dt.timezone.utc).timestamp(), 3), "event": kind, **data}
+        with self.lock, open(self.path, "a") as f:
+            f.write(json.dumps(rec, default=str) + "\n")
+        self.display(kind, data)
+
+
+def read_events(d: Path, offset: int = 0) -> tuple[list[dict], int]:
+    """Events appended to ``d/events.jsonl`` since byte ``offset``; returns them and the new
+    offset. A half-written last line is left for the next call."""
+    p = d / EVENTS_FILE
+    if not p.is_file():
+        return [], offset
+    with open(p, "rb") as f:
+        f.seek(offset)
+        chunk = f.read()
+    end = chunk.rfind(b"\n") + 1
+    out = []
+    for line in chunk[:end].splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out, offset + end
+
+
+def request_stop(d: Path) -> None:
+    """Ask the job in ``d`` to start no new trial (running ones finish and are recorded)."""
+    (d / STOP_FILE).write_text(_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds") + "\n")
+
+
 def run_job(d: Path, cfg: JobConfig, backend, display: Display, agent_kwargs: dict | None = None) -> list[TrialResult]:
+    (d / STOP_FILE).unlink(missing_ok=True)  # a resumed job runs again
+    display = EventLog(d / EVENTS_FILE, display)
     todo = []
     for tid, wl, k in trial_ids(cfg):
         tdir = d / tid
@@ -119,6 +169,9 @@ def run_job(d: Path, cfg: JobConfig, backend, display: Display, agent_kwargs: di
 
     def one(item):
         tid, wl, k = item
+        if (d / STOP_FILE).exists():
+            display("trial_skip", {"trial": tid, "reason": "job stop requested"})
+            return None
         tc = TrialConfig(trial_id=tid, workload=wl, agent=cfg.agent, model=cfg.model, attempt=k, size=cfg.size,
                          repeat=cfg.repeat, slo_hint=cfg.slo_hint, budget=cfg.budget)
         display("trial_start", {"trial": tid})
@@ -127,5 +180,8 @@ def run_job(d: Path, cfg: JobConfig, backend, display: Display, agent_kwargs: di
     with ThreadPoolExecutor(max_workers=max(1, cfg.parallel)) as pool:
         list(pool.map(one, todo))
     results = job_results(d)
-    display("job_end", {"job": cfg.job_id, "state": job_state(d, cfg)})
+    state = job_state(d, cfg)
+    if state != "complete" and (d / STOP_FILE).exists():
+        state = "stopped, " + state
+    display("job_end", {"job": cfg.job_id, "state": state})
     return results
