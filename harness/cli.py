@@ -66,12 +66,16 @@ def cmd_sandbox_info(a) -> int:
     return 0
 
 
-def _backend(a):
-    from sandbox.factory import backend_for
+def _shape(a):
     from sandbox.libvirt.backend import VMShape
 
-    return backend_for(a.recipe, VMShape(vcpus=a.vcpus, memory_mib=a.memory),
-                       log=lambda m: print(m, file=sys.stderr))
+    return VMShape(vcpus=a.vcpus, memory_mib=a.memory)
+
+
+def _backend(a):
+    from sandbox.factory import backend_for
+
+    return backend_for(a.recipe, _shape(a), log=lambda m: print(m, file=sys.stderr))
 
 
 def cmd_sandbox_exec(a) -> int:
@@ -135,7 +139,7 @@ def cmd_workloads_list(a) -> int:
     print(f"{'NAME':16} {'CATEGORY':9} {'PRIMARY METRIC':22} {'BETTER':7} {'SLO':32} {'REQUIRES'}")
     for w in wls:
         s = w.spec
-        req = f"{s.requirements.min_vcpus} vCPU, {s.requirements.memory_mib} MiB" + (", GPU" if s.requirements.gpu else "")
+        req = f"{s.requirements.min_vcpus} vCPU, {s.requirements.memory_mib} MiB" + ({"required": ", GPU", "optional": ", GPU optional"}.get(s.requirements.gpu, ""))
         print(f"{w.name:16} {s.category:9} {s.primary.metric + ' (' + s.primary_metric.unit + ')':22} "
               f"{s.primary.direction:7} {_slo_text(s):32} {req}")
     return 0
@@ -153,9 +157,14 @@ def cmd_workloads_show(a) -> int:
 
 def cmd_workloads_run(a) -> int:
     from harness.bench import run_workload
-    from harness.workload import load_workload
+    from harness.workload import gpu_refusal, load_workload
 
     wl = load_workload(a.name)
+    why = gpu_refusal(wl.spec, len(_shape(a).gpus))
+    if why:  # refused before any VM starts; a skip, not a failure
+        print(json.dumps({"workload": wl.name, "status": "skipped", "reason": why}) if a.json
+              else f"skipped: {why}")
+        return 0
 
     def show(r) -> None:
         if not a.json:
@@ -188,7 +197,7 @@ def _run_and_report(d, cfg, be, display) -> int:
         print(render(results, "md"))
         for p in plot(results, d):
             print(f"plot: {p}")
-    return 0 if results and all(r.status == "done" for r in results) else 1
+    return 0 if results and all(r.status in ("done", "skipped") for r in results) else 1
 
 
 def cmd_run(a) -> int:

@@ -29,6 +29,10 @@ class WorkloadError(Exception):
     """A workload that is missing, invalid, or whose output cannot be parsed."""
 
 
+class WorkloadSkipped(WorkloadError):
+    """A workload that cannot run in this sandbox (e.g. it requires a GPU); says why."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -107,10 +111,29 @@ class Goal(_Strict):
     synonyms: list[str] = Field(default_factory=list)
 
 
+GpuNeed = Literal["none", "optional", "required"]
+
+
 class Requirements(_Strict):
-    gpu: bool = False
+    """What the sandbox must offer. ``gpu``: ``none`` (CPU only), ``optional`` (a CPU run
+    exists, e.g. the smoke size CI runs, and a GPU is used when the sandbox has one) or
+    ``required`` (refused, with the reason, in a sandbox without one). Old specs' booleans
+    still load: ``true`` is ``required``, ``false`` is ``none``."""
+
+    gpu: GpuNeed = "none"
     min_vcpus: int = 1
     memory_mib: int = 1024
+
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _legacy_bool(cls, v):
+        if isinstance(v, bool):
+            return "required" if v else "none"
+        return v
+
+    @property
+    def gpu_required(self) -> bool:
+        return self.gpu == "required"
 
 
 class WorkloadSpec(_Strict):
@@ -160,6 +183,14 @@ class Workload:
 
     def files(self) -> list[Path]:
         return tree_files(self.folder)
+
+
+def gpu_refusal(spec: "WorkloadSpec", gpus: int) -> str | None:
+    """Why ``spec`` cannot run in a sandbox with ``gpus`` passed-through GPUs, or None."""
+    if spec.requirements.gpu_required and gpus < 1:
+        return (f"{spec.name} requires a GPU (requirements.gpu: required; {spec.program.name} has no CPU "
+                "size) and this sandbox has none passed through")
+    return None
 
 
 def tree_files(folder: Path) -> list[Path]:

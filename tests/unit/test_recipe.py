@@ -26,7 +26,8 @@ def test_default_recipe_valid_and_pins_kernel():
     assert lr.recipe.kernel.release == "7.3.4+deb13-cloud-amd64"
     assert all(len(d.sha256) == 64 for d in lr.recipe.kernel.debs)
     assert lr.recipe.packages == sorted(lr.recipe.packages)
-    assert [s.name for s in lr.steps] == ["50-sched-ext-examples.sh"]
+    assert [s.name for s in lr.steps] == ["50-sched-ext-examples.sh", "60-kernel-build-tree.sh",
+                                          "61-llvm-build-tree.sh", "62-python-packages.sh"]
 
 
 def test_cache_key_is_stable_and_follows_content(tmp_path):
