@@ -18,21 +18,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.bench import run_workload  # noqa: E402
-from harness.workload import list_workloads, load_workload  # noqa: E402
+from harness.workload import gpu_refusal, list_workloads, load_workload  # noqa: E402
 from sandbox.factory import backend_for  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--workloads", default="", help="comma-separated names (default: all non-GPU)")
+    ap.add_argument("--workloads", default="", help="comma-separated names (default: all that do not require a GPU)")
     a = ap.parse_args()
     wls = ([load_workload(n) for n in a.workloads.split(",")] if a.workloads
-           else [w for w in list_workloads() if not w.spec.requirements.gpu])
+           else [w for w in list_workloads() if not w.spec.requirements.gpu_required])
     be = backend_for(None, log=lambda m: print(m, file=sys.stderr))
     cvs = []
     print(f"{'WORKLOAD':16} {'PRIMARY METRIC':24} {'MEDIAN':>10} {'CV':>7}  N")
     for wl in wls:
+        why = gpu_refusal(wl.spec, len(be.shape.gpus))
+        if why:
+            print(f"{wl.name:16} skipped: {why}", flush=True)
+            continue
         with be.open(job="bench-noise", trial=wl.name) as sb:
             res = run_workload(sb, wl, "smoke", repeat=a.repeat)
         st = res.summary()[wl.spec.primary.metric]

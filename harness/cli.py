@@ -136,11 +136,11 @@ def cmd_workloads_list(a) -> int:
             "requirements": w.spec.requirements.model_dump(),
         } for w in wls], indent=2))
         return 0
-    print(f"{'NAME':16} {'CATEGORY':9} {'PRIMARY METRIC':22} {'BETTER':7} {'SLO':32} {'REQUIRES'}")
+    print(f"{'NAME':16} {'CATEGORY':9} {'PRIMARY METRIC':30} {'BETTER':7} {'SLO':32} {'REQUIRES'}")
     for w in wls:
         s = w.spec
         req = f"{s.requirements.min_vcpus} vCPU, {s.requirements.memory_mib} MiB" + ({"required": ", GPU", "optional": ", GPU optional"}.get(s.requirements.gpu, ""))
-        print(f"{w.name:16} {s.category:9} {s.primary.metric + ' (' + s.primary_metric.unit + ')':22} "
+        print(f"{w.name:16} {s.category:9} {s.primary.metric + ' (' + s.primary_metric.unit + ')':30} "
               f"{s.primary.direction:7} {_slo_text(s):32} {req}")
     return 0
 

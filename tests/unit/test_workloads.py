@@ -1,10 +1,11 @@
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from harness.workload import WORKLOADS_DIR, WorkloadError, list_workloads, load_workload, parse_metrics
+from harness.workload import WORKLOADS_DIR, WorkloadError, gpu_refusal, list_workloads, load_workload, parse_metrics
 
 ALL = [w.name for w in list_workloads()]
 
@@ -98,3 +99,50 @@ def test_slo_needs_a_threshold(tmp_path):
     _edit(f, lambda d: d.update(slo={}))
     with pytest.raises(WorkloadError, match="an SLO needs"):
         load_workload(f)
+
+
+def test_gpu_requirement_levels_and_legacy_booleans(tmp_path):
+    f = _copy(tmp_path)
+    for given, want in ((True, "required"), (False, "none"), ("optional", "optional"), ("required", "required")):
+        _edit(f, lambda d: d.update(requirements={"gpu": given, "min_vcpus": 1, "memory_mib": 512}))
+        assert load_workload(f).spec.requirements.gpu == want
+    _edit(f, lambda d: d.update(requirements={"gpu": "sometimes"}))
+    with pytest.raises(WorkloadError, match="field requirements.gpu"):
+        load_workload(f)
+
+
+def test_gpu_required_workloads_are_refused_with_the_reason_optional_ones_run():
+    by_need = {w.name: w.spec.requirements.gpu for w in list_workloads()}
+    assert by_need["vllm"] == "required"
+    assert {by_need[n] for n in ("llama-cpp", "pytorch", "faiss")} == {"optional"}
+    why = gpu_refusal(load_workload("vllm").spec, gpus=0)
+    assert why and "requires a GPU" in why and "vllm" in why
+    assert gpu_refusal(load_workload("vllm").spec, gpus=1) is None
+    for name in ("llama-cpp", "pytorch", "faiss", "hackbench"):
+        assert gpu_refusal(load_workload(name).spec, gpus=0) is None
+
+
+def test_cli_run_of_a_gpu_workload_without_gpu_is_a_skip_before_any_vm(capsys, monkeypatch):
+    from harness import cli
+
+    monkeypatch.setattr(cli, "_backend", lambda a: pytest.fail("no VM may start for a refused workload"))
+    assert cli.main(["workloads", "run", "vllm", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "skipped" and "requires a GPU" in out["reason"]
+
+
+def test_trial_of_a_gpu_workload_without_gpu_is_skipped_with_the_reason(tmp_path):
+    from harness.models import TrialConfig
+    from harness.trial import run_trial
+
+    class NoGpuBackend:  # refused before any sandbox is opened
+        image = type("I", (), {"key": "img"})()
+        shape = type("S", (), {"gpus": (), "vcpus": 2, "memory_mib": 4096})()
+
+        def open(self, **kw):
+            pytest.fail("no VM may start for a refused workload")
+
+    res = run_trial(TrialConfig(trial_id="t", workload="vllm", agent="linux-default"),
+                    tmp_path, NoGpuBackend())
+    assert res.status == "skipped" and res.failure_kind == "none" and "requires a GPU" in res.failure
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "skipped"
