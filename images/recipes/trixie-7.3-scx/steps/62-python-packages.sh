@@ -10,11 +10,20 @@
 set -eu
 ROOT="$1"
 # name resolution for pip inside the chroot, in case the chroot has none of its own
+cleanup="rm -f $ROOT/tmp/schedcp-build-ca.crt"
 if [ ! -s "$ROOT/etc/resolv.conf" ]; then
   rm -f "$ROOT/etc/resolv.conf"; cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-  trap 'rm -f "$ROOT/etc/resolv.conf"' EXIT
+  cleanup="$cleanup $ROOT/etc/resolv.conf"
 fi
-chroot "$ROOT" /usr/bin/env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CERT /bin/sh -eu <<'IN'
+trap '$cleanup' EXIT
+# pip trusts what the build host trusts (a TLS-inspecting proxy's CA included); the
+# hashes below, not TLS, are what pin the files
+ca=/etc/ssl/certs/ca-certificates.crt
+[ -n "${PIP_CERT:-}" ] && [ -s "$PIP_CERT" ] && ca=$PIP_CERT
+cert=""
+if [ -s "$ca" ]; then cp "$ca" "$ROOT/tmp/schedcp-build-ca.crt"; cert=/tmp/schedcp-build-ca.crt; fi
+chroot "$ROOT" /usr/bin/env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CERT \
+  ${cert:+PIP_CERT=$cert} /bin/sh -eu <<'IN'
 export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 python3 -m venv /opt/schedcp/py
 cat > /tmp/req-runtime.txt <<'REQ'
