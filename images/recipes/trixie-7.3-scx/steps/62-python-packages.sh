@@ -22,10 +22,13 @@ ca=/etc/ssl/certs/ca-certificates.crt
 [ -n "${PIP_CERT:-}" ] && [ -s "$PIP_CERT" ] && ca=$PIP_CERT
 cert=""
 if [ -s "$ca" ]; then cp "$ca" "$ROOT/tmp/schedcp-build-ca.crt"; cert=/tmp/schedcp-build-ca.crt; fi
+echo "pip CA bundle: ${cert:-the image's own}"
 chroot "$ROOT" /usr/bin/env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CERT \
-  ${cert:+PIP_CERT=$cert} /bin/sh -eu <<'IN'
-export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+  ${cert:+PIP_CERT=$cert} ${cert:+SSL_CERT_FILE=$cert} /bin/sh -eu <<'IN'
+export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_RETRIES=2
 python3 -m venv /opt/schedcp/py
+/opt/schedcp/py/bin/pip --version
+ls -la "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}"
 cat > /tmp/req-runtime.txt <<'REQ'
 chdb==4.4.0 --hash=sha256:b9d1159b19a101a650e72e085631dcc3a0879c31faf7c098bff3ea51dbba2daf
 chdb-core==26.9.0 --hash=sha256:707e2ec3fe0f7953bac97942eaeb7a1ed1d66b1e56ecef3f0aa2130f61f6e735
