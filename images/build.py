@@ -34,7 +34,7 @@ REQUIRED_TOOLS = {
     "qemu-img": "apt-get install qemu-utils",
     "ssh-keygen": "apt-get install openssh-client",
 }
-MIN_FREE_BYTES = 8 * 2**30
+MIN_FREE_BYTES = 24 * 2**30  # the rootfs, the raw filesystem and the qcow2 of the default recipe at once
 
 
 class BuildError(Exception):
