@@ -42,6 +42,26 @@ SAMPLES = {
                 "readrandom   :      24.833 micros/op 79153 ops/sec 3.790 seconds 300000 operations;    7.6 MB/s "
                 "(129570 of 150000 found)\n", {"read_ops_s": 79153, "fill_ops_s": 15838}),
     "sqlite": ("200000|1234\nschedcp_wall_s=3.700123\n", {"wall_s": 3.700123}),
+    # The workloads below: the lines their launch scripts print (and pgbench 17's summary
+    # lines), written from the scripts' formats with illustrative values, not captured.
+    "postgres": ("transaction type: <builtin: select only>\nscaling factor: 2\nnumber of clients: 8\n"
+                 "latency average = 6.412 ms\ninitial connection time = 45.120 ms\n"
+                 "tps = 1247.635021 (without initial connection time)\ntransactions_logged=6238\n"
+                 "p50_latency_us=5120\np99_latency_us=21874\n",
+                 {"tps": 1247.635021, "avg_latency_ms": 6.412, "p99_latency_us": 21874, "p50_latency_us": 5120}),
+    "kernel-build": ("built with make -j2 (smoke)\nschedcp_wall_s=41.250000\n", {"wall_s": 41.25}),
+    "llvm-build": ("[4/4] Building CXX object lib/Support/CMakeFiles/LLVMSupport.dir/APInt.cpp.o\n"
+                   "built with ninja -j2 (smoke)\nschedcp_wall_s=52.5\n", {"wall_s": 52.5}),
+    "clickhouse": ("query 1: 0.416 s, 10 rows\nload_s=2.1137\nquery_s=4.1096\n", {"query_s": 4.1096, "load_s": 2.1137}),
+    "pytorch": ("device=cpu threads=2 torch=2.6.0\nfinal_loss=2.2931\ntrain_s=17.8\nsteps_per_s=8.4270\n"
+                "samples_per_s=539.33\n", {"steps_per_s": 8.427, "samples_per_s": 539.33}),
+    "faiss": ("device=cpu threads=2 faiss=1.11.0\nflat_search_s=7.6\nflat_qps=39.40\nivf_build_s=3.2\n"
+              "ivf_qps=812.50\nivf_recall_at_10=0.612\n", {"flat_qps": 39.4, "ivf_qps": 812.5, "ivf_build_s": 3.2}),
+    "llama-cpp": ("device=cpu threads=2 llama_cpp_python=0.3.36\ntext='A scheduler'\nprompt_tokens=27 gen_tokens=16\n"
+                  "prompt_tokens_per_s=11.250\ngen_tokens_per_s=3.125\n",
+                  {"gen_tokens_per_s": 3.125, "prompt_tokens_per_s": 11.25}),
+    "vllm": ("output_tokens=1024 seconds=2.0\noutput_tokens_per_s=512.00\nrequests_per_s=8.000\n",
+             {"output_tokens_per_s": 512.0, "requests_per_s": 8.0}),
 }
 
 
