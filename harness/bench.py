@@ -71,17 +71,29 @@ def _upload_tree(sb: Sandbox, folder: Path, dest: str) -> None:
         sb.put_file(f"{dest}/{rel}", f.read_bytes(), mode=0o755 if f.stat().st_mode & 0o111 else 0o644)
 
 
-def install(sb: Sandbox, wl: Workload) -> None:
+# what a goal-inference trial (--no-slo-hint) must not see of the spec
+GOAL_KEYS = ("primary", "slo", "goal", "noise")
+
+
+def install(sb: Sandbox, wl: Workload, hide_goal: bool = False) -> None:
     """Upload the workload folder to its fixed guest path, plus a README for operators,
-    and the helpers shared by workloads (``workloads/_lib``) beside it."""
+    and the helpers shared by workloads (``workloads/_lib``) beside it. With ``hide_goal``
+    the uploaded ``workload.yaml`` has no primary metric, SLO, goal or noise note."""
     _upload_tree(sb, wl.folder, wl.spec.guest_dir())
+    if hide_goal:
+        import yaml
+
+        spec = yaml.safe_load((wl.folder / "workload.yaml").read_text())
+        for k in GOAL_KEYS:
+            spec.pop(k, None)
+        sb.put_file(f"{wl.spec.guest_dir()}/workload.yaml", yaml.safe_dump(spec, sort_keys=False))
     if LIB_DIR.is_dir():
         _upload_tree(sb, LIB_DIR, f"{GUEST_ROOT}/_lib")
     sb.put_file(f"{wl.spec.guest_dir()}/README.md", readme(wl))
 
 
-def setup(sb: Sandbox, wl: Workload, size: Size = "smoke") -> None:
-    install(sb, wl)
+def setup(sb: Sandbox, wl: Workload, size: Size = "smoke", hide_goal: bool = False) -> None:
+    install(sb, wl, hide_goal=hide_goal)
     for step in wl.spec.setup:
         r = sb.run(f"cd {shlex.quote(wl.spec.guest_dir())} && {step}", timeout=wl.spec.timeout_s.full)
         if not r.success:

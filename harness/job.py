@@ -173,7 +173,7 @@ def run_job(d: Path, cfg: JobConfig, backend, display: Display, agent_kwargs: di
             display("trial_skip", {"trial": tid, "reason": "job stop requested"})
             return None
         tc = TrialConfig(trial_id=tid, workload=wl, agent=cfg.agent, model=cfg.model, attempt=k, size=cfg.size,
-                         repeat=cfg.repeat, slo_hint=cfg.slo_hint, budget=cfg.budget)
+                         repeat=cfg.repeat, slo_hint=cfg.slo_hint, budget=cfg.budget, interface=cfg.interface)
         display("trial_start", {"trial": tid})
         return run_trial(tc, d / tid, backend, events=display, agent_kwargs=agent_kwargs)
 

@@ -28,6 +28,7 @@ class _TrialKey(BaseModel):
     agent: str
     model: str | None = None
     attempt: int = 0
+    interface: Literal["bash", "mcp"] = "bash"
 
 
 class TrialConfig(_TrialKey):
@@ -75,6 +76,11 @@ class TrialResult(_TrialKey):
     scheduler_in_place: bool | None = None
     tuned_config: dict = Field(default_factory=dict)  # what the agent left in place (scheduler, sysctls)
     files_written: list[str] = Field(default_factory=list)
+    slo_hint: bool = True
+    # goal inference (--no-slo-hint): declared metric/direction, the step it came at, and
+    # whether it matches the workload's ground truth (harness/goal.py); None with a hint
+    goal: dict | None = None
+    tool_calls: int = 0
 
 
 class JobConfig(BaseModel):
@@ -85,6 +91,7 @@ class JobConfig(BaseModel):
     workloads: list[str]
     agent: str
     model: str | None = None
+    interface: Literal["bash", "mcp"] = "bash"
     attempts: int = 1
     parallel: int = 1
     size: Literal["smoke", "full"] = "smoke"

@@ -30,7 +30,9 @@ def instruction(wl: Workload, kernel: str, vcpus: int, memory_mib: int, slo_hint
         lines.append(f"Goal: {goal}." + (f" SLO: at {'most' if s.primary.direction == 'lower' else 'least'} "
                                            f"{rel:g}x the default configuration's value." if rel else ""))
     else:
-        lines.append("No goal is given: find out from the application what matters for it, and optimize that.")
+        lines.append("No goal is given: find out from the application what matters for it (its files, logs, "
+                     "metrics, how it runs), then call declare_goal(metric, direction, rationale) with the metric "
+                     "as the application reports it, before you change anything. Then optimize that goal.")
     lines += [
         "",
         "Leave your best configuration in place when you finish: the harness then measures the "

@@ -85,6 +85,10 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
             text = f"{rec['name']} {json.dumps(rec.get('input'))[:120]}"
         elif kind == "trial_run":
             text = f"trial run {rec.get('metrics') or rec.get('error')}"
+        elif kind == "goal":
+            text = f"declared goal {rec['declared']['metric']} ({rec['declared']['direction']})"
+        elif kind == "mcp_ready":
+            text = f"MCP server ready: {rec['url']}"
         elif kind in ("api_error", "limit", "failure"):
             text = f"{kind} " + json.dumps({k: v for k, v in rec.items() if k not in ("t", "type")})
         else:
@@ -93,7 +97,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
 
     traj = Trajectory(trial_dir / "trajectory.jsonl", on_log=progress)
     res = TrialResult(trial_id=cfg.trial_id, workload=cfg.workload, agent=cfg.agent, model=cfg.model,
-                      attempt=cfg.attempt, image=backend.image.key)
+                      attempt=cfg.attempt, interface=cfg.interface, slo_hint=cfg.slo_hint, image=backend.image.key)
     tracker = BudgetTracker(cfg.budget, cfg.model)
     sbs: dict[str, object] = {}
     t_trial = time.monotonic()
@@ -133,7 +137,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
             res.kernel_release = sbs["tuned"].relay.guest_release
         tuned, base = sbs["tuned"], sbs["baseline"]
         with phase("setup"):
-            bench.setup(tuned, wl, cfg.size)
+            bench.setup(tuned, wl, cfg.size, hide_goal=not cfg.slo_hint)
             bench.setup(base, wl, cfg.size)
         default_sysctls = _sysctls(base)
 
@@ -150,7 +154,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                            cfg.slo_hint, cfg.budget)
         traj.log("instruction", text=text)
         ctx = AgentContext(sandbox=tuned, workload=wl, instruction=text, budget=tracker, trajectory=traj,
-                           files_dir=trial_dir / "files", model=cfg.model, trial_run=trial_run)
+                           files_dir=trial_dir / "files", model=cfg.model, trial_run=trial_run,
+                           slo_hint=cfg.slo_hint, interface=cfg.interface, trial_dir=trial_dir)
         cpu0 = tuned.qemu_cpu_s()
         e0, enote = _energy_counter()
         with phase("agent"):
@@ -173,6 +178,12 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
         tracker.usage.energy_j = round(e1 - e0, 3) if e0 is not None and e1 is not None else None
         tracker.usage.energy_note = enote
         res.files_written = ctx.files_written
+        tools = ctx.notes.get("tools")
+        res.tool_calls = tools.calls if tools is not None else 0
+        if not cfg.slo_hint:
+            res.goal = (tools.goal if tools is not None and tools.goal is not None
+                        else {"declared": None, "step": None, "correct": False, "metric_ok": False,
+                              "direction_ok": False, "truth": spec.goal.model_dump(include={"metric", "direction"})})
         tuned.check_alive()
         st = sched_ext_state(tuned)
         changed = {k: v for k, v in _sysctls(tuned).items() if default_sysctls.get(k) != v}

@@ -12,6 +12,7 @@ REGISTRY = {
     "scx-search": ("harness.agents.scx_search", "ScxSearch"),
     "claude": ("harness.agents.claude", "ClaudeAgent"),
     "replay": ("harness.agents.replay", "ReplayAgent"),
+    "external": ("harness.agents.external", "ExternalAgent"),
 }
 
 

@@ -7,6 +7,7 @@ still leaves data behind. The agent never reports its own score: the trial measu
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,9 @@ class AgentContext:
     files_dir: Path  # host copy of every file the agent writes in the guest
     model: str | None = None
     trial_run: Callable[[], dict] = lambda: {}  # a harness-run trial of the workload the agent may see
+    slo_hint: bool = True  # False: the agent must infer and declare the goal (RQ2)
+    interface: str = "bash"  # bash | mcp
+    trial_dir: Path | None = None
     files_written: list[str] = field(default_factory=list)
     notes: dict = field(default_factory=dict)
 
@@ -57,13 +61,17 @@ class AgentContext:
         self.trajectory.log("command", cmd=cmd, **r.to_dict())
         return r.to_dict()
 
-    def write_file(self, path: str, content: str) -> None:
+    def write_file(self, path: str, content: str, log: bool = True) -> None:
+        parent = path.rsplit("/", 1)[0]
+        if parent:
+            self.sandbox.run(f"mkdir -p {shlex.quote(parent)}", timeout=30)
         self.sandbox.put_file(path, content)
         local = self.files_dir / path.lstrip("/")
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_text(content)
         self.files_written.append(path)
-        self.trajectory.log("write_file", path=path, bytes=len(content))
+        if log:
+            self.trajectory.log("write_file", path=path, bytes=len(content))
 
 
 class Agent:

@@ -1,8 +1,12 @@
 """`claude`: an LLM agent on the Anthropic Messages API with tool use (the real SDK).
 
-Tools: ``bash`` (a command in the guest, through the relay), ``write_file`` (a file in
-the guest; a copy is kept in the trial folder), ``run_workload`` (a trial run of the
-benchmark whose numbers the agent may see), ``finish``. Each API call is one step of
+Interfaces (``--interface``): ``bash`` gives the tools ``bash`` (a command in the guest,
+through the relay), ``write_file`` (a file in the guest; a copy is kept in the trial
+folder), ``run_workload`` (a trial run of the benchmark whose numbers the agent may
+see), ``finish``, plus ``declare_goal`` when the goal is hidden (``--no-slo-hint``);
+``mcp`` gives exactly the tools a real MCP client session lists from the trial's MCP
+server (``harness/mcp_server.py``, streamable HTTP on 127.0.0.1). Both run through
+``harness/tools.py``, which logs every call. Each API call is one step of
 the budget; tokens and cost (from ``harness/prices.yaml``) are counted as they come.
 
 API errors: 429, 5xx, connection errors and timeouts are retried with exponential
@@ -13,13 +17,14 @@ sent to the guest, nor written to the trajectory or any log.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import anthropic
 
-from ..limits import LimitExceeded
+from ..mcp_client import SyncMcpClient
+from ..mcp_server import HttpServer, build_server
+from ..tools import BASH_TOOLS, TrialTools, tool_defs
 from .base import Agent, AgentContext, AgentInfraError
 
 SYSTEM = (
@@ -27,20 +32,6 @@ SYSTEM = (
     "BPF schedulers) for one application. Work in small verified steps; measure with run_workload. "
     "Call finish when the best configuration you found is in place."
 )
-
-TOOLS = [
-    {"name": "bash", "description": "Run a bash command as root in the VM. Returns exit code, stdout, stderr. "
-     "Commands are killed at `timeout` seconds (default 120). Start long-running processes with setsid -f.",
-     "input_schema": {"type": "object", "properties": {"command": {"type": "string"},
-                                                       "timeout": {"type": "number"}}, "required": ["command"]}},
-    {"name": "write_file", "description": "Write a text file in the VM (e.g. a scheduler's .bpf.c source).",
-     "input_schema": {"type": "object", "properties": {"path": {"type": "string"}, "content": {"type": "string"}},
-                      "required": ["path", "content"]}},
-    {"name": "run_workload", "description": "Run the application's benchmark once with the current configuration "
-     "and return its metrics.", "input_schema": {"type": "object", "properties": {}}},
-    {"name": "finish", "description": "Stop: the current configuration is your final answer.",
-     "input_schema": {"type": "object", "properties": {"summary": {"type": "string"}}}},
-]
 
 RETRYABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError,
              anthropic.APITimeoutError)
@@ -51,6 +42,7 @@ class ClaudeAgent(Agent):
 
     def __init__(self, max_retries: int = 4, backoff_s: float = 1.0, max_tokens: int = 4096):
         self.max_retries, self.backoff_s, self.max_tokens = max_retries, backoff_s, max_tokens
+        self.tools: list[dict] = []
 
     def _client(self) -> anthropic.Anthropic:
         # base_url comes from ANTHROPIC_BASE_URL when set (tests point it at a local server).
@@ -60,7 +52,7 @@ class ClaudeAgent(Agent):
         for attempt in range(self.max_retries + 1):
             try:
                 return client.messages.create(model=ctx.model or "claude-sonnet-4-5", max_tokens=self.max_tokens,
-                                              system=SYSTEM, tools=TOOLS, messages=messages)
+                                              system=SYSTEM, tools=self.tools, messages=messages)
             except RETRYABLE as e:
                 status = getattr(e, "status_code", None)
                 ctx.trajectory.log("api_error", error=type(e).__name__, status=status, attempt=attempt,
@@ -74,23 +66,32 @@ class ClaudeAgent(Agent):
                 raise AgentInfraError(f"model API refused the request: {e.status_code} {type(e).__name__}") from None
         raise AssertionError("unreachable")
 
-    def _tool(self, ctx: AgentContext, name: str, args: dict) -> tuple[str, bool]:
-        if name == "bash":
-            r = ctx.run(str(args.get("command", "")), timeout=float(args.get("timeout", 120)))
-            body = {k: r[k] for k in ("returncode", "stdout", "stderr", "timed_out", "truncated")}
-            return json.dumps(body), False
-        if name == "write_file":
-            ctx.write_file(str(args["path"]), str(args["content"]))
-            return f"wrote {args['path']}", False
-        if name == "run_workload":
-            return json.dumps(ctx.trial_run()), False
-        if name == "finish":
-            return "finished", True
-        return f"unknown tool {name!r}", False
-
     def run(self, ctx: AgentContext) -> None:
         if not os.environ.get("ANTHROPIC_API_KEY"):
             raise AgentInfraError("ANTHROPIC_API_KEY is not set on the host")
+        tools = TrialTools(ctx, require_goal=not ctx.slo_hint)
+        ctx.notes["tools"] = tools
+        if ctx.interface == "mcp":
+            # the model sees only what a real MCP client session lists, over streamable HTTP
+            server = HttpServer(build_server(tools)).start()
+            client = None
+            try:
+                client = SyncMcpClient(server.url)
+                self.tools = [{"name": t.name, "description": t.description or "",
+                               "input_schema": t.input_schema} for t in client.list_tools()]
+                ctx.trajectory.log("interface", kind="mcp", url=server.url, tools=[t["name"] for t in self.tools])
+                self._loop(ctx, lambda name, args, _id: client.call_tool(name, args)[0], tools)
+            finally:
+                if client is not None:
+                    client.close()
+                server.stop()
+        else:
+            names = BASH_TOOLS + ([] if ctx.slo_hint else ["declare_goal"])
+            self.tools = tool_defs(names)
+            ctx.trajectory.log("interface", kind="bash", tools=names)
+            self._loop(ctx, lambda name, args, _id: tools.call(name, args, call_id=_id), tools)
+
+    def _loop(self, ctx: AgentContext, call, tools: TrialTools) -> None:
         client = self._client()
         messages: list = [{"role": "user", "content": ctx.instruction}]
         while True:
@@ -105,18 +106,10 @@ class ClaudeAgent(Agent):
             uses = [b for b in resp.content if b.type == "tool_use"]
             if not uses:
                 return  # the model ended its turn without a tool call: done
-            results, done = [], False
+            results = []
             for b in uses:
-                ctx.trajectory.log("tool_call", id=b.id, name=b.name, input=b.input)
-                try:
-                    out, fin = self._tool(ctx, b.name, dict(b.input))
-                except LimitExceeded:
-                    raise
-                except (KeyError, TypeError, ValueError) as e:
-                    out, fin = f"bad tool input: {e}", False
-                ctx.trajectory.log("tool_result", id=b.id, output=out[:20000])
+                out = call(b.name, dict(b.input), b.id)
                 results.append({"type": "tool_result", "tool_use_id": b.id, "content": out})
-                done |= fin
             messages.append({"role": "user", "content": results})
-            if done:
+            if tools.finished.is_set():
                 return

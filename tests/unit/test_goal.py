@@ -1,0 +1,44 @@
+"""Goal-inference scoring (RQ2) against the workloads' own ground truth."""
+
+import pytest
+
+from harness.goal import norm_direction, score
+from harness.workload import Goal, list_workloads
+
+G = Goal(metric="p99_latency_us", direction="lower", synonyms=["p99 latency", "tail latency"])
+
+
+@pytest.mark.parametrize("metric,direction,ok", [
+    ("p99_latency_us", "lower", True),
+    ("P99-Latency-US", "minimize", True),
+    ("tail latency (us)", "lower", True),
+    ("the p99 latency of requests", "reduce", True),
+    ("p99_latency_us", "higher", False),      # right metric, wrong direction
+    ("throughput", "higher", False),          # wrong metric
+    ("latency", "lower", False),              # too vague: not the goal metric or a synonym
+    ("", "lower", False),
+])
+def test_score(metric, direction, ok):
+    assert score(metric, direction, G)["correct"] is ok
+
+
+def test_score_reports_parts_and_truth():
+    s = score("throughput", "lower", G)
+    assert s == {"metric_ok": False, "direction_ok": True, "correct": False,
+                 "truth": {"metric": "p99_latency_us", "direction": "lower"}}
+
+
+def test_directions():
+    assert norm_direction("Higher is better") == "higher"
+    assert norm_direction("maximise") == "higher"
+    assert norm_direction("sideways") is None
+
+
+@pytest.mark.parametrize("wl", list_workloads(), ids=lambda w: w.name)
+def test_every_workload_goal_scores_itself(wl):
+    g = wl.spec.goal
+    assert score(g.metric, g.direction, g)["correct"]
+    for syn in g.synonyms:
+        assert score(syn, g.direction, g)["correct"]
+    other = "higher" if g.direction == "lower" else "lower"
+    assert not score(g.metric, other, g)["correct"]
