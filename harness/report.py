@@ -90,6 +90,14 @@ def render(results: list[TrialResult], fmt: str = "md") -> str:
     lines.append("")
     lines.append(f"Average improvement: {_f(av['average'])}x; without outliers: {_f(av['average_no_outliers'])}x "
                  f"(outliers: {', '.join(av['outliers']) or 'none'}; rule: Tukey 1.5 IQR)")
+    g = [r for r in results if r.goal is not None]
+    if g:
+        ok = [r for r in g if r.goal.get("correct")]
+        steps = [r.goal["step"] for r in g if r.goal.get("step") is not None]
+        lines.append(f"Goal inference (--no-slo-hint): {len(ok)}/{len(g)} correct"
+                     + (f", declared at step {np.mean(steps):.1f} on average" if steps else "")
+                     + (f"; wrong: {', '.join(sorted(r.workload for r in g if not r.goal.get('correct')))}"
+                        if len(ok) < len(g) else ""))
     return "\n".join(lines)
 
 
