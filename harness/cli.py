@@ -193,6 +193,12 @@ def _run_and_report(d, cfg, be, display, agent_kwargs: dict | None = None, out=N
     return 0 if results and all(r.status == "done" for r in results) else 1
 
 
+def _default_claude_model() -> str:
+    from harness.agents.claude import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
 def cmd_run(a) -> int:
     from harness.agents import REGISTRY
     from harness.job import Display, create_job, new_job_id
@@ -208,7 +214,7 @@ def cmd_run(a) -> int:
     budget = Budget(**{k: v for k, v in (("steps", a.max_steps), ("wall_s", a.max_wall_s),
                                          ("cost_usd", a.max_cost)) if v is not None})
     cfg = JobConfig(job_id=a.job_id or new_job_id(agent), workloads=names, agent=agent,
-                    model=a.model or ("claude-sonnet-4-5" if agent == "claude" else None), attempts=a.attempts,
+                    model=a.model or (_default_claude_model() if agent == "claude" else None), attempts=a.attempts,
                     parallel=a.parallel, size=a.size, repeat=a.repeat, slo_hint=not a.no_slo_hint, budget=budget,
                     interface=a.interface)
     if a.interface == "mcp" and agent not in ("claude", "external"):

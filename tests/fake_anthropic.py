@@ -16,7 +16,7 @@ def tool_use(*calls: tuple[str, dict], text: str = "", in_tokens: int = 1200, ou
     content = [{"type": "text", "text": text}] if text else []
     for i, (name, args) in enumerate(calls):
         content.append({"type": "tool_use", "id": f"toolu_{name}_{i}_{id(args) % 10000}", "name": name, "input": args})
-    return {"id": "msg_test", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+    return {"id": "msg_test", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
             "content": content, "stop_reason": "tool_use", "stop_sequence": None,
             "usage": {"input_tokens": in_tokens, "output_tokens": out_tokens}}
 

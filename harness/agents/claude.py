@@ -33,6 +33,9 @@ SYSTEM = (
     "Call finish when the best configuration you found is in place."
 )
 
+# A current Sonnet (not on the SDK's deprecation list) whose price is in prices.yaml.
+DEFAULT_MODEL = "claude-sonnet-4-6"
+
 RETRYABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError,
              anthropic.APITimeoutError)
 
@@ -51,7 +54,7 @@ class ClaudeAgent(Agent):
     def _create(self, client, ctx: AgentContext, messages: list) -> anthropic.types.Message:
         for attempt in range(self.max_retries + 1):
             try:
-                return client.messages.create(model=ctx.model or "claude-sonnet-4-5", max_tokens=self.max_tokens,
+                return client.messages.create(model=ctx.model or DEFAULT_MODEL, max_tokens=self.max_tokens,
                                               system=SYSTEM, tools=self.tools, messages=messages)
             except RETRYABLE as e:
                 status = getattr(e, "status_code", None)

@@ -55,7 +55,7 @@ def test_claude_trial_with_scripted_model(backend, api, tmp_path):
     ]
     srv, key = api(script)
     cfg = TrialConfig(trial_id="hackbench__claude__a0", workload="hackbench", agent="claude",
-                      model="claude-sonnet-4-5", repeat=2, budget=Budget(steps=10, wall_s=600))
+                      model="claude-sonnet-4-6", repeat=2, budget=Budget(steps=10, wall_s=600))
     tdir = tmp_path / cfg.trial_id
     res = run_trial(cfg, tdir, backend, agent_kwargs={"backoff_s": 0.1})
     assert res.status == "done" and res.failure_kind == "none", res.failure

@@ -39,7 +39,7 @@ def test_goal_declarations_are_scored(backend, api, tmp_path, monkeypatch):  # n
         tool_use(("finish", {})),
     ]
     api(script)
-    cfg = JobConfig(job_id="rq2-test", workloads=["hackbench"], agent="claude", model="claude-sonnet-4-5",
+    cfg = JobConfig(job_id="rq2-test", workloads=["hackbench"], agent="claude", model="claude-sonnet-4-6",
                     attempts=2, repeat=1, slo_hint=False, budget=Budget(steps=6, wall_s=600))
     d = create_job(cfg, backend)
     res = {r.attempt: r for r in run_job(d, cfg, backend, lambda k, e: None, agent_kwargs={"backoff_s": 0.1})}
@@ -64,7 +64,7 @@ def test_goal_declarations_are_scored(backend, api, tmp_path, monkeypatch):  # n
     r = subprocess.run([sys.executable, "-m", "harness.cli", "experiment", "rq1", "--from", "rq2-test",
                         "--format", "json"], cwd=REPO, env=dict(os.environ), capture_output=True, text=True)
     data = json.loads(r.stdout)
-    assert data["claude (claude-sonnet-4-5)"]["workloads"][0]["attempts"] == 2
+    assert data["claude (claude-sonnet-4-6)"]["workloads"][0]["attempts"] == 2
 
 
 def test_claude_over_mcp_interface(backend, api, tmp_path, monkeypatch):  # noqa: F811
@@ -77,7 +77,7 @@ def test_claude_over_mcp_interface(backend, api, tmp_path, monkeypatch):  # noqa
         tool_use(("system_monitor", {"seconds": 1})),
         tool_use(("finish", {"summary": "scx_simple"})),
     ])
-    cfg = JobConfig(job_id="rq3-mcp", workloads=["hackbench"], agent="claude", model="claude-sonnet-4-5",
+    cfg = JobConfig(job_id="rq3-mcp", workloads=["hackbench"], agent="claude", model="claude-sonnet-4-6",
                     interface="mcp", repeat=1, budget=Budget(steps=8, wall_s=600))
     d = create_job(cfg, backend)
     (res,) = run_job(d, cfg, backend, lambda k, e: None, agent_kwargs={"backoff_s": 0.1})
