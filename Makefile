@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-unit bench image clean
+.PHONY: setup run test test-unit test-faults soak bench image clean
 
 setup:
 	@bash scripts/setup-host.sh
@@ -16,6 +16,15 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -v --timeout=1800 tests
+
+# The fault-injection suite (tests/faults + the other tests marked `fault`); it is also
+# part of `make test`. Ends with `faults: injected=<n> survived=<n> lost_results=<n>`.
+test-faults: setup
+	$(BIN)/python -m pytest -v --timeout=1800 -m fault tests
+
+# 50 consecutive replay trials; ends with `BENCH soak trials=... leaked_domains=...`.
+soak: setup
+	$(BIN)/python benchmarks/soak.py --trials $${SOAK_TRIALS:-50}
 
 test-unit: setup
 	$(BIN)/python -m pytest -v -m "not vm" tests

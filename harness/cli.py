@@ -42,6 +42,17 @@ def cmd_image_build(a) -> int:
     return 0
 
 
+def cmd_image_verify(a) -> int:
+    from images.store import list_images
+
+    bad_any = False
+    for im in list_images():
+        bad = im.verify(full=a.full)
+        bad_any |= bool(bad)
+        print(f"{im.key:40} {'CORRUPTED: ' + ', '.join(bad) if bad else 'ok'}")
+    return 1 if bad_any else 0
+
+
 def cmd_image_list(a) -> int:
     from images.store import images_dir, list_images
 
@@ -429,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("recipe", nargs="?")
     b.add_argument("--force", action="store_true", help="rebuild even if cached")
     b.set_defaults(fn=cmd_image_build)
+    iv = img.add_parser("verify", help="check built images against their lock's sha256 digests")
+    iv.add_argument("--full", action="store_true", help="hash the base image too even if unchanged since last check")
+    iv.set_defaults(fn=cmd_image_verify)
     ls = img.add_parser("list", help="list built images")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(fn=cmd_image_list)

@@ -1,7 +1,9 @@
 """A small local HTTP server that speaks the Anthropic Messages API and plays a script.
 
 Each POST /v1/messages takes the next entry of the script: a dict is returned as the
-Message JSON (status 200), an int is returned as that HTTP error status. Every request
+Message JSON (status 200), an int is returned as that HTTP error status, bytes are
+returned as a raw 200 body (garbage JSON), and ``("sleep", s)`` answers nothing for
+``s`` seconds (a timeout), then a 500. Every request
 (headers and body) is recorded, so tests can check what the SDK sent.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -35,7 +38,13 @@ class FakeAnthropic:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
                 outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
                 item = outer.script.pop(0) if outer.script else 500
-                if isinstance(item, int):
+                if isinstance(item, tuple) and item[0] == "sleep":
+                    time.sleep(item[1])
+                    item = 500
+                if isinstance(item, bytes):
+                    payload = item.decode()
+                    self.send_response(200)
+                elif isinstance(item, int):
                     payload = json.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "scripted"}})
                     self.send_response(item)
                 else:

@@ -17,6 +17,7 @@ sent to the guest, nor written to the trajectory or any log.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -36,20 +37,23 @@ SYSTEM = (
 # A current Sonnet (not on the SDK's deprecation list) whose price is in prices.yaml.
 DEFAULT_MODEL = "claude-sonnet-4-6"
 
+# 429, 5xx, connection errors and timeouts; and a 200 whose body is not the API's JSON
+# (garbage from a proxy or a broken server): the SDK raises JSONDecodeError for that.
 RETRYABLE = (anthropic.RateLimitError, anthropic.InternalServerError, anthropic.APIConnectionError,
-             anthropic.APITimeoutError)
+             anthropic.APITimeoutError, anthropic.APIResponseValidationError, json.JSONDecodeError)
 
 
 class ClaudeAgent(Agent):
     name = "claude"
 
-    def __init__(self, max_retries: int = 4, backoff_s: float = 1.0, max_tokens: int = 4096):
+    def __init__(self, max_retries: int = 4, backoff_s: float = 1.0, max_tokens: int = 4096, timeout_s: float = 120.0):
         self.max_retries, self.backoff_s, self.max_tokens = max_retries, backoff_s, max_tokens
+        self.timeout_s = timeout_s
         self.tools: list[dict] = []
 
     def _client(self) -> anthropic.Anthropic:
         # base_url comes from ANTHROPIC_BASE_URL when set (tests point it at a local server).
-        return anthropic.Anthropic(max_retries=0, timeout=120.0)
+        return anthropic.Anthropic(max_retries=0, timeout=self.timeout_s)
 
     def _create(self, client, ctx: AgentContext, messages: list) -> anthropic.types.Message:
         for attempt in range(self.max_retries + 1):

@@ -141,6 +141,7 @@ def test_mcp_stdio_session_creates_and_verifies_schedulers(tmp_path):
         "create_and_verify_scheduler", "create_and_verify_scheduler", "scheduler_status", "finish"]
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("fixture,outcome,words", [
     ("stall", "ejected", "runnable task stall"),
     ("unverifiable", "verifier_rejected", "invalid mem access"),
