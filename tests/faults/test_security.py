@@ -14,7 +14,8 @@ from harness.workload import load_workload
 
 def test_guest_cannot_reach_another_guest(backend):
     with backend.open(job="faults", trial="sec-a") as a, backend.open(job="faults", trial="sec-b") as b:
-        b.run("setsid -f python3 -m http.server 8000 --bind 0.0.0.0 >/dev/null 2>&1; sleep 1")
+        b.run("setsid -f python3 -m http.server 8000 --bind 0.0.0.0 >/dev/null 2>&1; for i in $(seq 120); do "
+              "(echo > /dev/tcp/127.0.0.1/8000) 2>/dev/null && break; sleep 0.5; done", timeout=90)
         port_b = b.relay.port  # B's SSH, forwarded on the host's 127.0.0.1
         probe = ("timeout 5 bash -c 'echo > /dev/tcp/{h}/{p}' 2>&1 && echo OPEN || echo CLOSED")
         for host, port in (("10.0.2.2", port_b), ("10.0.2.15", 8000), ("10.0.2.2", 8000)):
