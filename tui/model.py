@@ -602,13 +602,14 @@ class ResultRow:
     def cells(self) -> tuple[str, ...]:
         ci = f"{self.ci95[0]:.2f}-{self.ci95[1]:.2f}" if self.ci95 else "-"
         slo = "-" if self.slo_met is None else ("met" if self.slo_met else "no")
-        return (self.job, self.workload, self.agent, self.model or "-", fmt_ratio(self.improvement), ci, slo,
-                str(self.steps), fmt_tokens(self.tokens), f"{self.cost_usd:.2f}",
-                "-" if self.failure_kind == "none" else self.failure_kind, self.goal or "-")
+        return (self.workload, fmt_ratio(self.improvement), ci, slo, str(self.steps), fmt_tokens(self.tokens),
+                f"{self.cost_usd:.2f}", "-" if self.failure_kind == "none" else self.failure_kind, self.goal or "-",
+                self.agent, self.model or "-", self.job)
 
 
-RESULT_COLUMNS = ("job", "workload", "agent", "model", "improv.", "CI95", "SLO", "steps", "tokens", "$",
-                  "failure", "goal")
+# the workload first and the long job id last, so that an 80-column terminal shows the numbers
+RESULT_COLUMNS = ("workload", "improv.", "CI95", "SLO", "steps", "tokens", "$", "failure", "goal", "agent", "model",
+                  "job")
 SORT_KEYS = {"job": "job", "workload": "workload", "agent": "agent", "model": "model", "improv.": "improvement",
              "CI95": "ci95", "SLO": "slo_met", "steps": "steps", "tokens": "tokens", "$": "cost_usd",
              "failure": "failure_kind", "goal": "goal"}

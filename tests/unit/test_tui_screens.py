@@ -322,13 +322,13 @@ def test_results_sort_filter_compare_export(tmp_path):
             assert isinstance(scr, ResultsScreen)
             table = scr.query_one("#results", DataTable)
             n_all = table.row_count
-            table.move_cursor(column=4)  # improv.
+            table.move_cursor(column=1)  # improv.
             await pilot.press("s")
             await settle(pilot)
-            by_improvement = [r[4] for r in cell_texts(table)]
+            by_improvement = [r[1] for r in cell_texts(table)]
             await pilot.press("slash", *"workload:sqlite", "enter")
             await settle(pilot)
-            filtered = [(r[0], r[1]) for r in cell_texts(table)]
+            filtered = [(r[-1], r[0]) for r in cell_texts(table)]
             # mark both jobs (rows are sorted by improvement: other's sqlite first)
             table.move_cursor(row=0)
             await pilot.press("m")
@@ -372,7 +372,7 @@ def test_results_header_click_sorts(tmp_path):
             scr = app.screen
             scr.sort_by("workload")
             await settle(pilot)
-            return [r[1] for r in cell_texts(scr.query_one("#results", DataTable))], scr.sort_col
+            return [r[0] for r in cell_texts(scr.query_one("#results", DataTable))], scr.sort_col
 
     wls, col = run(scenario)
     assert wls == ["gzip", "hackbench", "sqlite"] and col == "workload"

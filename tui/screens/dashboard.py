@@ -22,7 +22,7 @@ from tui.widgets.trials import TrialTable
 class DashboardScreen(Screen):
     BINDINGS = [
         Binding("enter", "detail", "Trial detail", show=False),
-        Binding("d", "detail", "Detail"),
+        Binding("d", "detail", "Trial detail"),
         Binding("s", "stop", "Stop job"),
         Binding("r", "results", "Results"),
         Binding("escape", "app.pop_screen", "Back"),

@@ -18,7 +18,8 @@ def bindings_of(obj) -> list[tuple[str, str]]:
         if isinstance(b, tuple):
             b = Binding(*b)
         if b.description:
-            out.append((b.key_display or b.key, b.description))
+            key = b.key_display or {"escape": "esc", "question_mark": "?", "slash": "/"}.get(b.key, b.key)
+            out.append((key, b.description))
     return out
 
 

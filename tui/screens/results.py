@@ -36,7 +36,7 @@ class ResultsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(placeholder="/ filter: words or workload:, agent:, job:, failure:, slo:met|no", id="filter", compact=True)
-        yield DataTable(id="results", cursor_type="cell")
+        yield DataTable(id="results", cursor_type="cell", fixed_columns=1)
         yield Static(id="status")
         yield Footer()
 
