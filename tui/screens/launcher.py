@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Select, SelectionList, Static, Switch
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from tui import model
@@ -40,7 +40,7 @@ class LauncherScreen(Screen):
         self.help_text = model.run_help()
         self.has_interface = model.cli_supports("--interface", self.help_text)
         yield Header()
-        with VerticalScroll(id="form"):
+        with VerticalScroll(id="form", can_focus=False):
             yield Label("Workloads (space toggles; SLO of the primary metric)", classes="section")
             items: list = []
             for cat, infos in model.by_category(self.infos):
@@ -48,6 +48,7 @@ class LauncherScreen(Screen):
                 for i in infos:
                     items.append(Selection(f"{i.name:15} {i.metric} ({i.direction}) SLO {i.slo}", i.name))
             yield SelectionList(*items, id="workloads", compact=True)
+            yield Static("selected: none", id="selected", classes="note")
             yield Static("", id="err-workloads", classes="error")
             agents = model.agent_names()
             yield from _row("agent", Select([(a, a) for a in agents], value="linux-default" if "linux-default"
@@ -62,11 +63,15 @@ class LauncherScreen(Screen):
                                            id="size", compact=True), "size")
             for name, label, default, ph in NUMBER_FIELDS:
                 yield from _row(label, Input(default, placeholder=ph, id=name, compact=True), name)
-            yield Horizontal(Label("SLO hint", classes="flabel"), Switch(True, id="slo_hint"), classes="frow")
+            yield Horizontal(Label("SLO hint", classes="flabel"),
+                             Checkbox("tell the agent the SLO", True, id="slo_hint", compact=True), classes="frow")
             yield from _row("job id", Input(placeholder="default: <time>-<agent>", id="job_id", compact=True), "job_id")
             yield Static("", id="command", classes="note")
             yield Button("Start (ctrl+s)", id="start", variant="primary", compact=True)
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#workloads", SelectionList).focus()
 
     def form(self) -> model.LaunchForm:
         v = lambda i: self.query_one(f"#{i}", Input).value  # noqa: E731
@@ -75,7 +80,7 @@ class LauncherScreen(Screen):
             agent=str(self.query_one("#agent", Select).value), model=v("model"),
             interface=str(self.query_one("#interface", Select).value), size=str(self.query_one("#size", Select).value),
             attempts=v("attempts"), parallel=v("parallel"), repeat=v("repeat"), max_steps=v("max_steps"),
-            max_wall_s=v("max_wall_s"), max_cost=v("max_cost"), slo_hint=self.query_one("#slo_hint", Switch).value,
+            max_wall_s=v("max_wall_s"), max_cost=v("max_cost"), slo_hint=self.query_one("#slo_hint", Checkbox).value,
             job_id=v("job_id"))
 
     def check(self) -> model.Launch | dict[str, str]:
@@ -87,6 +92,10 @@ class LauncherScreen(Screen):
             err.update(errors.get(name, ""))
             err.set_class(name in errors, "shown")
         return res
+
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:
+        chosen = [w for w in event.selection_list.selected if not w.startswith("@")]
+        self.query_one("#selected", Static).update("selected: " + (", ".join(chosen) or "none"))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":
