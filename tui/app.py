@@ -27,8 +27,10 @@ class SchedcpApp(App):
         Binding("ctrl+q", "quit", "Quit", show=False),
     ]
 
-    def __init__(self, jobs_root: Path | None = None, python: str = sys.executable, poll_s: float = 0.5):
+    def __init__(self, jobs_root: Path | None = None, python: str = sys.executable, poll_s: float = 0.5,
+                 job: str | None = None):
         super().__init__()
+        self.initial_job = job  # open this job's dashboard at start
         from harness.job import jobs_dir
 
         self.jobs_root = Path(jobs_root) if jobs_root is not None else jobs_dir()
@@ -38,6 +40,10 @@ class SchedcpApp(App):
 
     def get_default_screen(self) -> HomeScreen:
         return HomeScreen()
+
+    def on_mount(self) -> None:
+        if self.initial_job:
+            self.open_dashboard(self.initial_job)
 
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
@@ -77,7 +83,4 @@ def main() -> None:
     p.add_argument("--jobs", type=Path, default=None, help="jobs folder (default: $SCHEDCP_JOBS or ./jobs)")
     p.add_argument("job", nargs="?", help="open this job's dashboard")
     a = p.parse_args()
-    app = make_app(a.jobs)
-    if a.job:
-        app.call_later(app.open_dashboard, a.job)
-    app.run()
+    make_app(a.jobs, job=a.job).run()

@@ -58,6 +58,19 @@ def test_home_lists_jobs_and_opens_dashboard(tmp_path):
     assert isinstance(screen, DashboardScreen) and screen.job_dir == root / JOB_ID
 
 
+def test_app_opens_the_dashboard_of_a_job_given_at_start(tmp_path):
+    root = copy_sample(tmp_path)
+
+    async def scenario():
+        app = make_app(root, job=JOB_ID)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            return app.screen, str(app.screen.query_one("#jobline").render())
+
+    screen, jobline = run(scenario)
+    assert isinstance(screen, DashboardScreen) and jobline.startswith(f"{JOB_ID}  scx-search  3/3 finished")
+
+
 # ------------------------------------------------------------------ launcher
 
 def test_launcher_shows_validation_errors_inline_and_starts_nothing(tmp_path):
@@ -361,7 +374,7 @@ def test_results_sort_filter_compare_export(tmp_path):
     assert str(out) in status
 
 
-def test_results_header_click_sorts(tmp_path):
+def test_results_sort_by_header_and_enter_opens_trial(tmp_path):
     root = copy_sample(tmp_path)
 
     async def scenario():
@@ -370,12 +383,17 @@ def test_results_header_click_sorts(tmp_path):
             app.open_results()
             await settle(pilot)
             scr = app.screen
-            scr.sort_by("workload")
+            await pilot.click("#results", offset=(2, 0))  # the header of the first column
             await settle(pilot)
-            return [r[0] for r in cell_texts(scr.query_one("#results", DataTable))], scr.sort_col
+            wls = [r[0] for r in cell_texts(scr.query_one("#results", DataTable))]
+            scr.query_one("#results", DataTable).move_cursor(row=1)
+            await pilot.press("enter")
+            await settle(pilot)
+            return wls, scr.sort_col, app.screen
 
-    wls, col = run(scenario)
+    wls, col, detail = run(scenario)
     assert wls == ["gzip", "hackbench", "sqlite"] and col == "workload"
+    assert isinstance(detail, TrialScreen) and detail.trial_dir == root / JOB_ID / "hackbench__scx-search__a0"
 
 
 # ------------------------------------------------------------------ help

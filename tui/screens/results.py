@@ -80,6 +80,9 @@ class ResultsScreen(Screen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.query_one("#results", DataTable).focus()
 
+    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+        self.action_detail()  # enter (or a click on the selected cell) opens the trial
+
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         self.sort_by(str(event.column_key.value))
 

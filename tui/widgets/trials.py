@@ -25,7 +25,7 @@ class TrialTable(DataTable):
                 continue
             for col, val in zip(ROW_COLUMNS, cells):
                 if self.get_cell(r.trial, col) != val:
-                    self.update_cell(r.trial, col, val)
+                    self.update_cell(r.trial, col, val, update_width=True)
 
     @property
     def selected_trial(self) -> str | None:
