@@ -4,7 +4,8 @@ subprocess in its own session, so that the job writes the same folder and
 
 Stopping: :func:`finish_running` writes the STOP file (running trials finish and are
 recorded, no new one starts); :meth:`JobProcess.stop_now` terminates the process group
-(SIGTERM, then SIGKILL). Either way every ``result.json`` already written stays, and a
+(SIGTERM, then SIGKILL) and :meth:`JobProcess.reclaim_vms` then destroys its VMs
+(libvirt runs them outside the process group). Either way every ``result.json`` already written stays, and a
 trial folder left without one is run again by ``schedcp jobs resume``.
 """
 
@@ -21,8 +22,8 @@ LOG_DIR = ".tui"  # under the jobs dir: the subprocess's stdout/stderr, one file
 
 
 class JobProcess:
-    def __init__(self, job_id: str, proc: subprocess.Popen, log: Path):
-        self.job_id, self.proc, self.log = job_id, proc, log
+    def __init__(self, job_id: str, proc: subprocess.Popen, log: Path, env: dict | None = None):
+        self.job_id, self.proc, self.log, self.env = job_id, proc, log, env
 
     @classmethod
     def start(cls, argv: list[str], job_id: str, jobs_root: Path, cwd: Path | None = None) -> "JobProcess":
@@ -32,7 +33,7 @@ class JobProcess:
         with open(log, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=env, cwd=cwd, start_new_session=True)
-        return cls(job_id, proc, log)
+        return cls(job_id, proc, log, env)
 
     @property
     def returncode(self) -> int | None:
@@ -58,6 +59,19 @@ class JobProcess:
                     pass
                 self.proc.wait()
         return self.proc.returncode
+
+
+    def reclaim_vms(self) -> subprocess.Popen | None:
+        """After :meth:`stop_now`: ``schedcp sandbox cleanup`` in the background, which
+        destroys the VMs of run folders that no live process holds (the killed job's;
+        never a running job's). Only for a ``harness.cli`` job; output goes to the log."""
+        args = list(self.proc.args)
+        if "harness.cli" not in args:
+            return None
+        with open(self.log, "ab") as out:
+            return subprocess.Popen([args[0], "-m", "harness.cli", "sandbox", "cleanup"], stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
+                                    start_new_session=True)
 
 
 def finish_running(job_dir: Path) -> None:

@@ -143,13 +143,16 @@ def test_launcher_starts_job_subprocess_and_dashboard_follows_it(tmp_path):
             assert isinstance(app.screen, StopModal)
             await pilot.press("n")
             await settle(pilot)
-            return row, argv, proc
+            dash.reclaim.wait(30)
+            return row, argv, proc, dash.reclaim
 
-    row, argv, proc = run(scenario)
+    row, argv, proc, reclaim = run(scenario)
     assert row[0] == "hackbench a0" and row[1] == "agent" and row[4] == "2" and row[5] == "300"
     assert argv[1:4] == ["-m", "harness.cli", "run"] and argv[-4:] == ["--display", "jsonl", "--job-id", "tui-test-job"]
     assert proc.returncode == -15  # terminated by "stop now"
     assert (tmp_path / "tui-test-job" / "events.jsonl").is_file()  # what it recorded stays
+    assert reclaim.args[1:] == ["-m", "harness.cli", "sandbox", "cleanup"] and reclaim.returncode == 0
+    assert (tmp_path / "cleanup-ran").is_file()
 
 
 # ------------------------------------------------------------------ dashboard
@@ -248,6 +251,7 @@ def test_stop_modal_stop_now_terminates_process_and_cancel_does_nothing(tmp_path
         alive_after_cancel = run(scenario)
     finally:
         proc.stop_now(1)
+    assert proc.reclaim_vms() is None  # not a harness job: nothing to clean up
     assert alive_after_cancel
     assert proc.returncode == -15
     assert not (root / JOB_ID / "STOP").exists()

@@ -36,6 +36,7 @@ class DashboardScreen(Screen):
         self.traj_offset = 0
         self.traj_count = 0
         self.console_text = None
+        self.reclaim = None  # the `sandbox cleanup` process after a stop-now
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -125,6 +126,7 @@ class DashboardScreen(Screen):
             self.notify("stop requested: running trials finish and are recorded; no new one starts")
         elif choice == "now" and self.process is not None:
             rc = self.process.stop_now()
-            self.notify(f"job process stopped (exit {rc}); `schedcp jobs resume {self.monitor.id}` "
-                        "re-runs unfinished trials")
+            self.reclaim = self.process.reclaim_vms()
+            self.notify(f"job process stopped (exit {rc}); its VMs are being removed; "
+                        f"`schedcp jobs resume {self.monitor.id}` re-runs unfinished trials")
         self.refresh_data()

@@ -1,4 +1,4 @@
-"""A job without VMs: `schedcp run` arguments -> job.json + events.jsonl (real harness
+"""A job without VMs (and `sandbox cleanup` without libvirt): `schedcp run` arguments -> job.json + events.jsonl (real harness
 code for both), first trial in phase `agent`, then sleep until killed or STOP appears."""
 
 import json
@@ -9,6 +9,9 @@ from harness.cli import build_parser
 from harness.job import EVENTS_FILE, STOP_FILE, EventLog, jobs_dir, trial_ids
 from harness.models import JobConfig
 
+if sys.argv[1:] == ["sandbox", "cleanup"]:  # what the TUI runs after "stop now": leave a mark
+    (jobs_dir() / "cleanup-ran").write_text("")
+    sys.exit(0)
 a = build_parser().parse_args(sys.argv[1:])
 cfg = JobConfig(job_id=a.job_id, workloads=a.workloads.split(","), agent=a.agent, attempts=a.attempts,
                 parallel=a.parallel, repeat=a.repeat)
