@@ -597,36 +597,42 @@ class ResultRow:
     tokens: int
     cost_usd: float
     failure_kind: str
-    goal: str = ""  # RQ2 goal inference, when result.json has it
+    goal: str = ""  # RQ2 goal inference verdict, when result.json has one
+    declared: str = ""  # the goal the agent declared
+    interface: str = ""
 
     def cells(self) -> tuple[str, ...]:
         ci = f"{self.ci95[0]:.2f}-{self.ci95[1]:.2f}" if self.ci95 else "-"
         slo = "-" if self.slo_met is None else ("met" if self.slo_met else "no")
         return (self.workload, fmt_ratio(self.improvement), ci, slo, str(self.steps), fmt_tokens(self.tokens),
                 f"{self.cost_usd:.2f}", "-" if self.failure_kind == "none" else self.failure_kind, self.goal or "-",
-                self.agent, self.model or "-", self.job)
+                self.declared or "-", self.agent, self.interface or "-", self.model or "-", self.job)
 
 
 # the workload first and the long job id last, so that an 80-column terminal shows the numbers
-RESULT_COLUMNS = ("workload", "improv.", "CI95", "SLO", "steps", "tokens", "$", "failure", "goal", "agent", "model",
-                  "job")
+RESULT_COLUMNS = ("workload", "improv.", "CI95", "SLO", "steps", "tokens", "$", "failure", "goal", "declared",
+                  "agent", "iface", "model", "job")
 SORT_KEYS = {"job": "job", "workload": "workload", "agent": "agent", "model": "model", "improv.": "improvement",
              "CI95": "ci95", "SLO": "slo_met", "steps": "steps", "tokens": "tokens", "$": "cost_usd",
-             "failure": "failure_kind", "goal": "goal"}
+             "failure": "failure_kind", "goal": "goal", "declared": "declared", "iface": "interface"}
 
 
-def goal_text(raw: dict) -> str:
-    """RQ2 goal inference in a few characters, from whichever of its fields are present."""
-    g = raw.get("goal_inference") or raw.get("goal")
-    if not isinstance(g, dict) or not g:
-        return ""
-    if isinstance(g.get("score"), (int, float)):
-        return f"{g['score']:.2f}"
-    bits = []
-    for k, label in (("metric_correct", "m"), ("direction_correct", "d"), ("correct", "ok")):
-        if k in g:
-            bits.append(f"{label}{'✓' if g[k] else '✗'}")
-    return " ".join(bits) or _short(g, 12)
+def goal_cells(raw: dict) -> tuple[str, str]:
+    """RQ2 goal inference of a trial run without the SLO hint: ``result.json``'s ``goal``
+    (``declared`` {metric, direction} or None, ``correct``, ``metric_ok``,
+    ``direction_ok``) as (verdict, declared); ``("", "")`` when there is none."""
+    g = raw.get("goal")
+    if not isinstance(g, dict):
+        return "", ""
+    d = g.get("declared")
+    if not isinstance(d, dict):
+        return "none", ""
+    if g.get("correct"):
+        verdict = "ok"
+    else:
+        wrong = [w for w, k in (("metric", "metric_ok"), ("dir", "direction_ok")) if not g.get(k)]
+        verdict = "wrong " + "+".join(wrong) if wrong else "wrong"
+    return verdict, _short(f"{d.get('metric', '?')} {d.get('direction', '?')}", 24)
 
 
 def result_rows(jobs: list[JobInfo]) -> list[ResultRow]:
@@ -640,6 +646,7 @@ def result_rows(jobs: list[JobInfo]) -> list[ResultRow]:
             ci = imp.get("ci95")
             u = raw.get("usage") or {}
             slo = raw.get("slo") or {}
+            goal, declared = goal_cells(raw)
             out.append(ResultRow(
                 job=j.id, trial=raw.get("trial_id", t.name), workload=raw.get("workload", ""),
                 agent=raw.get("agent", ""), model=raw.get("model") or "", attempt=int(raw.get("attempt", 0)),
@@ -648,21 +655,21 @@ def result_rows(jobs: list[JobInfo]) -> list[ResultRow]:
                 slo_met=slo.get("tuned_met") if "tuned_met" in slo else None,
                 steps=int(u.get("steps", 0)), tokens=int(u.get("input_tokens", 0)) + int(u.get("output_tokens", 0)),
                 cost_usd=float(u.get("cost_usd", 0.0)), failure_kind=raw.get("failure_kind", "none"),
-                goal=goal_text(raw)))
+                goal=goal, declared=declared, interface=raw.get("interface", "")))
     return out
 
 
 def filter_rows(rows: list[ResultRow], query: str) -> list[ResultRow]:
     """Every word must match: ``field:value`` (job, workload, agent, model, status, failure,
-    slo=met/no) or a substring of job/workload/agent/model/failure kind."""
+    goal, iface, slo=met/no/-) or a substring of job/workload/agent/model/failure kind."""
     out = list(rows)
     for w in query.lower().split():
         key, sep, val = w.partition(":")
-        if sep and key in ("job", "workload", "agent", "model", "status", "failure", "slo"):
+        if sep and key in ("job", "workload", "agent", "model", "status", "failure", "goal", "iface", "slo"):
             def ok(r, key=key, val=val):
                 if key == "slo":
                     return ("-" if r.slo_met is None else "met" if r.slo_met else "no") == val
-                attr = {"failure": "failure_kind"}.get(key, key)
+                attr = {"failure": "failure_kind", "iface": "interface"}.get(key, key)
                 return val in str(getattr(r, attr) or "").lower()
         else:
             def ok(r, w=w):

@@ -226,7 +226,10 @@ def _two_jobs(tmp_path):
     p = other / "hackbench__scx-search__a0" / "result.json"
     r = json.loads(p.read_text())
     r["improvement"]["ratio"] = 1.3
-    r["goal_inference"] = {"metric_correct": True, "direction_correct": False}
+    r["interface"] = "mcp"
+    r["goal"] = {"declared": {"metric": "wall_s", "direction": "higher", "rationale": "?"}, "step": 2,
+                 "correct": False, "metric_ok": True, "direction_ok": False,
+                 "truth": {"metric": "wall_s", "direction": "lower"}}
     p.write_text(json.dumps(r))
     return root, other.name
 
@@ -236,7 +239,8 @@ def test_result_rows_filter_sort(tmp_path):
     rows = model.result_rows(model.list_jobs(root))
     assert len(rows) == 6
     hb = [r for r in rows if r.workload == "hackbench"]
-    assert {r.goal for r in hb} == {"", "m✓ d✗"}
+    assert {(r.goal, r.declared, r.interface) for r in hb} == {("", "", ""), ("wrong dir", "wall_s higher", "mcp")}
+    assert len(model.filter_rows(rows, "goal:wrong iface:mcp")) == 1
     assert [r.workload for r in model.filter_rows(rows, "workload:sqlite")] == ["sqlite", "sqlite"]
     assert len(model.filter_rows(rows, "failure:infra")) == 2
     assert {r.workload for r in model.filter_rows(rows, "slo:met")} == {"hackbench"}
@@ -246,6 +250,18 @@ def test_result_rows_filter_sort(tmp_path):
     assert [r.improvement for r in s][:3] == [1.3, pytest.approx(1.1283, abs=1e-3), pytest.approx(1.026, abs=1e-3)]
     assert s[-1].improvement is None and s[-2].improvement is None  # failed trials last
     assert [r.workload for r in model.sort_rows(rows, "workload")][:2] == ["gzip", "gzip"]
+
+
+def test_goal_cells():
+    truth = {"truth": {"metric": "wall_s", "direction": "lower"}}
+    assert model.goal_cells({}) == ("", "")
+    assert model.goal_cells({"goal": None}) == ("", "")
+    assert model.goal_cells({"goal": {"declared": None, "correct": False, **truth}}) == ("none", "")
+    ok = {"declared": {"metric": "runtime", "direction": "minimize"}, "correct": True, "metric_ok": True,
+          "direction_ok": True, **truth}
+    assert model.goal_cells({"goal": ok}) == ("ok", "runtime minimize")
+    both = {**ok, "correct": False, "metric_ok": False, "direction_ok": False}
+    assert model.goal_cells({"goal": both})[0] == "wrong metric+dir"
 
 
 def test_compare_two_jobs(tmp_path):

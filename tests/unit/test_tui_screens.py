@@ -155,6 +155,27 @@ def test_launcher_starts_job_subprocess_and_dashboard_follows_it(tmp_path):
     assert (tmp_path / "cleanup-ran").is_file()
 
 
+def test_dashboard_shows_why_a_started_job_died_before_its_folder(tmp_path):
+    os.environ["FAKE_PY"] = sys.executable
+
+    async def scenario():
+        app = make_app(tmp_path, python=str(FAKES / "fake_python"), poll_s=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("n")
+            await settle(pilot)
+            app.screen.query_one("#workloads", SelectionList).select("gzip")
+            app.screen.query_one("#job_id", Input).value = "fail-early"
+            await pilot.press("ctrl+s")
+            app.processes["fail-early"].proc.wait(30)
+            await pilot.pause(0.3)
+            await settle(pilot)
+            return str(app.screen.query_one("#jobline").render()), list(app.screen.query_one("#transcript").lines)
+
+    jobline, transcript = run(scenario)
+    assert "job process exited (2) before creating it" in jobline
+    assert "schedcp: error: no image built (run `schedcp image build`)" in transcript
+
+
 # ------------------------------------------------------------------ dashboard
 
 def test_dashboard_rows_update_as_events_are_appended(tmp_path):
@@ -289,6 +310,10 @@ def test_trial_detail_search_filters_the_trajectory(tmp_path):
 def test_trial_detail_metrics_and_files(tmp_path):
     root = copy_sample(tmp_path)
     tdir = root / JOB_ID / "hackbench__scx-search__a0"
+    r = json.loads((tdir / "result.json").read_text())
+    r["goal"] = {"declared": {"metric": "wall time", "direction": "lower"}, "step": 3, "correct": True,
+                 "metric_ok": True, "direction_ok": True, "truth": {"metric": "wall_s", "direction": "lower"}}
+    (tdir / "result.json").write_text(json.dumps(r))
     (tdir / "files" / "root").mkdir(parents=True)
     (tdir / "files" / "root" / "tune.sh").write_text("#!/bin/sh\nsysctl -w kernel.sched_autogroup_enabled=0\n")
 
@@ -301,12 +326,14 @@ def test_trial_detail_metrics_and_files(tmp_path):
             await settle(pilot)
             metrics = cell_texts(app.screen.query_one("#metric-table", DataTable))
             plot = app.screen.query_one("#plot")
+            goal = str(app.screen.query_one("#goal").render())
             await pilot.press("f")
             await settle(pilot)
             syntax = app.screen.file_shown
-            return metrics, (plot.baseline, plot.tuned), syntax
+            return metrics, (plot.baseline, plot.tuned), syntax, goal
 
-    metrics, (b, t), syntax = run(scenario)
+    metrics, (b, t), syntax, goal = run(scenario)
+    assert goal == "goal inference: ok; declared wall time lower at step 3; truth wall_s lower"
     assert metrics[0][:3] == ["wall_s", "baseline", "4.169"] and metrics[1][:3] == ["wall_s", "tuned", "3.695"]
     assert b == [4.154, 4.158, 4.417, 4.249, 4.169] and len(t) == 5
     assert "sched_autogroup_enabled" in syntax.code and syntax.lexer.name == "Bash"

@@ -37,6 +37,7 @@ class DashboardScreen(Screen):
         self.traj_count = 0
         self.console_text = None
         self.reclaim = None  # the `sandbox cleanup` process after a stop-now
+        self.process_log_shown = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -81,9 +82,11 @@ class DashboardScreen(Screen):
             log.clear()
             self.traj_trial, self.traj_offset, self.traj_count = trial, 0, 0
             log.border_title = f"agent transcript: {trial}" if trial else "agent transcript"
-            if trial is None and self.process is not None and not self.process.running:
-                log.write_lines(model.tail_text(self.process.log, 20).splitlines())
         if trial is None:
+            if self.process is not None and not self.process.running and not self.process_log_shown:
+                self.process_log_shown = True  # the job died before its folder: say why
+                log.border_title = "job process output"
+                log.write_lines(model.tail_text(self.process.log, 20).splitlines())
             return
         recs, self.traj_offset = model.tail_jsonl(self.job_dir / trial / "trajectory.jsonl", self.traj_offset)
         for s in model.to_steps(recs, self.traj_count):

@@ -99,6 +99,13 @@ class TrialScreen(Screen):
         pm = r.get("primary_metric", "")
         yield RunsPlot(pm, _unit(r.get("workload", ""), pm), [x[pm] for x in r.get("baseline_runs", []) if pm in x],
                        [x[pm] for x in r.get("tuned_runs", []) if pm in x], id="plot")
+        g = r.get("goal")
+        if isinstance(g, dict):
+            verdict, declared = model.goal_cells(r)
+            truth = g.get("truth") or {}
+            yield Static(Text(f"goal inference: {verdict}; declared {declared or 'nothing'}"
+                              + (f" at step {g['step']}" if g.get("step") is not None else "")
+                              + f"; truth {truth.get('metric', '?')} {truth.get('direction', '?')}"), id="goal")
         tc = r.get("tuned_config") or {}
         if tc:
             yield Static("left in place: " + json.dumps(tc), classes="note")

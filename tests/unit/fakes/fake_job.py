@@ -13,6 +13,9 @@ if sys.argv[1:] == ["sandbox", "cleanup"]:  # what the TUI runs after "stop now"
     (jobs_dir() / "cleanup-ran").write_text("")
     sys.exit(0)
 a = build_parser().parse_args(sys.argv[1:])
+if a.job_id == "fail-early":  # as `schedcp run` does when, e.g., no image is built
+    print("schedcp: error: no image built (run `schedcp image build`)", file=sys.stderr)
+    sys.exit(2)
 cfg = JobConfig(job_id=a.job_id, workloads=a.workloads.split(","), agent=a.agent, attempts=a.attempts,
                 parallel=a.parallel, repeat=a.repeat)
 d = jobs_dir() / cfg.job_id
