@@ -113,10 +113,15 @@ def test_launcher_interface_disabled_with_note_when_cli_lacks_it(tmp_path):
     assert disabled == note == (not cli_supports("--interface"))
 
 
-def test_launcher_starts_job_subprocess_and_dashboard_follows_it(tmp_path):
+def test_launcher_starts_job_subprocess_and_dashboard_follows_it(tmp_path, monkeypatch):
     """Start with a stand-in interpreter (a real process that writes a job folder and
     events like `schedcp run`), watch it on the dashboard, then stop it now."""
+    from tui import model
+
     os.environ["FAKE_PY"] = sys.executable
+    help_text = model.run_help()
+    if "--interface" not in help_text:  # as the CLI will have it (issue 9)
+        monkeypatch.setattr(model, "run_help", lambda: help_text + "\n  --interface {bash,mcp}\n")
 
     async def scenario():
         app = make_app(tmp_path, python=str(FAKES / "fake_python"), poll_s=0.05)
@@ -127,6 +132,8 @@ def test_launcher_starts_job_subprocess_and_dashboard_follows_it(tmp_path):
             scr.query_one("#workloads", SelectionList).select("hackbench")
             scr.query_one("#job_id", Input).value = "tui-test-job"
             scr.query_one("#repeat", Input).value = "2"
+            assert not scr.query_one("#interface").disabled
+            scr.query_one("#interface").value = "mcp"
             await pilot.press("ctrl+s")
             await settle(pilot)
             dash = app.screen
@@ -149,6 +156,7 @@ def test_launcher_starts_job_subprocess_and_dashboard_follows_it(tmp_path):
     row, argv, proc, reclaim = run(scenario)
     assert row[0] == "hackbench a0" and row[1] == "agent" and row[4] == "2" and row[5] == "300"
     assert argv[1:4] == ["-m", "harness.cli", "run"] and argv[-4:] == ["--display", "jsonl", "--job-id", "tui-test-job"]
+    assert argv[argv.index("--interface") + 1] == "mcp"
     assert proc.returncode == -15  # terminated by "stop now"
     assert (tmp_path / "tui-test-job" / "events.jsonl").is_file()  # what it recorded stays
     assert reclaim.args[1:] == ["-m", "harness.cli", "sandbox", "cleanup"] and reclaim.returncode == 0

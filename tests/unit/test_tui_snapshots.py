@@ -91,11 +91,30 @@ def test_trial_failed(snap_compare, jobs):
     assert snap_compare(app_for(jobs), run_before=_trial("gzip__scx-search__a0"), terminal_size=SIZE)
 
 
-def test_launcher(snap_compare, jobs):
+# the launcher offers --interface only when `schedcp run --help` lists it: both states,
+# pinned here so that the snapshots do not depend on the CLI of the branch
+HELP = "usage: schedcp run [-h] --workloads WORKLOADS [--agent AGENT] [--model MODEL]"
+
+
+@pytest.fixture
+def cli_without_interface(monkeypatch):
+    from tui import model
+
+    monkeypatch.setattr(model, "run_help", lambda: HELP)
+
+
+@pytest.fixture
+def cli_with_interface(monkeypatch):
+    from tui import model
+
+    monkeypatch.setattr(model, "run_help", lambda: HELP + " [--interface {bash,mcp}]")
+
+
+def test_launcher(snap_compare, jobs, cli_without_interface):
     assert snap_compare(app_for(jobs), press=["n"], terminal_size=SIZE)
 
 
-def test_launcher_errors(snap_compare, jobs):
+def test_launcher_errors(snap_compare, jobs, cli_with_interface):
     async def fill(pilot):
         await pilot.press("n")
         await pilot.pause()

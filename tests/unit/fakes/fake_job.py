@@ -12,7 +12,7 @@ from harness.models import JobConfig
 if sys.argv[1:] == ["sandbox", "cleanup"]:  # what the TUI runs after "stop now": leave a mark
     (jobs_dir() / "cleanup-ran").write_text("")
     sys.exit(0)
-a = build_parser().parse_args(sys.argv[1:])
+a, _ = build_parser().parse_known_args(sys.argv[1:])  # options of a newer CLI (--interface) pass
 if a.job_id == "fail-early":  # as `schedcp run` does when, e.g., no image is built
     print("schedcp: error: no image built (run `schedcp image build`)", file=sys.stderr)
     sys.exit(2)
