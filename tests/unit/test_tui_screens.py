@@ -3,12 +3,10 @@
 import asyncio
 import json
 import os
-import subprocess
+import shutil
 import sys
-import time
 from pathlib import Path
 
-import pytest
 from textual.widgets import DataTable, Input, SelectionList, Static
 
 from tui.app import make_app
@@ -315,6 +313,37 @@ def test_trial_detail_search_filters_the_trajectory(tmp_path):
     assert "1.128x" in summary and "SLO met" in summary
 
 
+def test_trial_detail_follows_a_running_trial(tmp_path):
+    root = copy_sample(tmp_path)
+    src = root / JOB_ID / "hackbench__scx-search__a0"
+    tdir = root / JOB_ID / "running"
+    tdir.mkdir()
+    lines = (src / "trajectory.jsonl").read_text().splitlines(keepends=True)
+    (tdir / "trajectory.jsonl").write_text("".join(lines[:10]))
+
+    async def scenario():
+        app = make_app(root, poll_s=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_trial(tdir)
+            await settle(pilot)
+            scr = app.screen
+            await pilot.press("slash", *"candidate")
+            await settle(pilot)
+            first = (len(scr.steps), len(scr.shown), str(scr.query_one("#summary").render()))
+            with open(tdir / "trajectory.jsonl", "a") as f:
+                f.write("".join(lines[10:]))
+            shutil.copy(src / "result.json", tdir / "result.json")
+            await pilot.pause(0.3)
+            await settle(pilot)
+            return first, len(scr.steps), [s.title for s in scr.shown], str(scr.query_one("#summary").render())
+
+    first, n_steps, shown, summary = run(scenario)
+    assert first[:2] == (10, 2) and "no result.json yet" in first[2]
+    assert n_steps == len(lines)
+    assert len(shown) == 7 and all("candidate" in t for t in shown)  # the filter applies to new steps
+    assert "1.128x" in summary
+
+
 def test_trial_detail_metrics_and_files(tmp_path):
     root = copy_sample(tmp_path)
     tdir = root / JOB_ID / "hackbench__scx-search__a0"
@@ -350,8 +379,6 @@ def test_trial_detail_metrics_and_files(tmp_path):
 # ------------------------------------------------------------------ results
 
 def _second_job(root):
-    import shutil
-
     other = root / "20261129-110000-scx-search"
     shutil.copytree(root / JOB_ID, other)
     p = other / "sqlite__scx-search__a0" / "result.json"

@@ -40,7 +40,7 @@ class TrialScreen(Screen):
         super().__init__()
         self.trial_dir = trial_dir
         self.result = model._read_json(trial_dir / "result.json") or {}
-        recs, _ = model.tail_jsonl(trial_dir / "trajectory.jsonl")
+        recs, self.traj_offset = model.tail_jsonl(trial_dir / "trajectory.jsonl")
         self.steps = model.to_steps(recs)
         self.shown = list(self.steps)
         self.files = model.trial_files(trial_dir)
@@ -123,15 +123,36 @@ class TrialScreen(Screen):
         self.show_steps()
         if self.files:
             self.show_file(0)
+        if not self.result:  # still running: follow its trajectory until result.json appears
+            self.set_interval(self.app.poll_s, self.follow)
+
+    def follow(self) -> None:
+        recs, self.traj_offset = model.tail_jsonl(self.trial_dir / "trajectory.jsonl", self.traj_offset)
+        new = model.to_steps(recs, len(self.steps))
+        self.steps += new
+        hits = model.search_steps(new, self.query_one("#filter", Input).value)
+        self.shown += hits
+        self.write_steps(hits)
+        self.update_count()
+        if not self.result:
+            self.result = model._read_json(self.trial_dir / "result.json") or {}
+            if self.result:
+                self.query_one("#summary", Static).update(Text(self.summary()))
 
     def show_steps(self) -> None:
+        self.query_one("#steps", RichLog).clear()
+        self.write_steps(self.shown)
+        self.query_one("#steps", RichLog).scroll_home(animate=False)
+        self.update_count()
+
+    def write_steps(self, steps: list[model.Step]) -> None:
         log = self.query_one("#steps", RichLog)
-        log.clear()
-        for s in self.shown:
+        for s in steps:
             log.write(Text(f"{s.index:3} {s.t:7.1f}s {s.title}", style="bold" if s.kind != "phase" else "bold cyan"))
             if s.body:
                 log.write(Text(s.body if len(s.body) < 4000 else s.body[:4000] + "…", style="dim"))
-        log.scroll_home(animate=False)
+
+    def update_count(self) -> None:
         self.query_one("#count", Static).update(f"{len(self.shown)} of {len(self.steps)} steps")
 
     def on_input_changed(self, event: Input.Changed) -> None:
