@@ -217,9 +217,14 @@ def test_dashboard_rows_update_as_events_are_appended(tmp_path):
             transcript = list(app.screen.query_one("#transcript").lines)
             console = list(app.screen.query_one("#console").lines)
             jobline = str(app.screen.query_one("#jobline").render())
-            return before, after, transcript, console, jobline
+            emit("agent", trial=tid, text="candidate sched:scx_simple: 8.1", steps=4, tokens=0, cost_usd=0.0)
+            await pilot.pause(0.2)
+            await settle(pilot)
+            last = str(app.screen.query_one("#last").render())
+            return before, after, transcript, console, jobline, last
 
-    before, after, transcript, console, jobline = run(scenario)
+    before, after, transcript, console, jobline, last = run(scenario)
+    assert last == f"{tid}: candidate sched:scx_simple: 8.1"
     assert [r[1] for r in before] == ["queued"] * 3
     sq = after[1]
     assert sq[0] == "sqlite a0" and sq[1] == "measure" and sq[7] == "~1.250x"  # 10 / 8, lower is better

@@ -44,6 +44,7 @@ class DashboardScreen(Screen):
         yield Static(id="jobline", classes="bar")
         yield ProgressBar(total=100, show_eta=False, id="overall")
         yield TrialTable(id="trials")
+        yield Static(id="last", classes="last")
         with Horizontal(id="panes"):
             yield Log(id="transcript", classes="pane")
             yield Log(id="console", classes="pane")
@@ -73,8 +74,13 @@ class DashboardScreen(Screen):
             state = m.end_state or model.live_state(self.job_dir, m.config)
         agent = m.config.agent if m.config else ""
         self.query_one("#jobline", Static).update(Text(f"{m.id}  {agent}  {done}/{len(rows)} finished  ({state})"))
-        self.update_transcript(table.selected_trial)
-        self.update_console(table.selected_trial)
+        self.update_selected(table.selected_trial)
+
+    def update_selected(self, trial: str | None) -> None:
+        self.update_transcript(trial)
+        self.update_console(trial)
+        row = self.monitor.rows.get(trial or "")
+        self.query_one("#last", Static).update(Text(f"{trial}: {row.last}" if row and row.last else ""))
 
     def update_transcript(self, trial: str | None) -> None:
         log = self.query_one("#transcript", Log)
@@ -98,7 +104,7 @@ class DashboardScreen(Screen):
     def update_console(self, trial: str | None) -> None:
         text = model.tail_text(self.job_dir / trial / "console.log", 200) if trial else ""
         if not text and trial:
-            text = "(no console output: console.log is saved when the VM closes)"
+            text = "(no console.log yet)"
         if text != self.console_text:
             self.console_text = text
             log = self.query_one("#console", Log)
@@ -106,8 +112,7 @@ class DashboardScreen(Screen):
             log.write_lines(text.splitlines())
 
     def on_data_table_row_highlighted(self, event) -> None:
-        self.update_transcript(self.query_one(TrialTable).selected_trial)
-        self.update_console(self.query_one(TrialTable).selected_trial)
+        self.update_selected(self.query_one(TrialTable).selected_trial)
 
     def on_data_table_row_selected(self, event) -> None:
         self.action_detail()
