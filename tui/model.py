@@ -186,6 +186,11 @@ def validate(form: LaunchForm, *, workloads: list[str], agents: list[str], jobs_
     return Launch(job_id, argv)
 
 
+def resume_command(job_id: str, python: str = sys.executable) -> list[str]:
+    """``schedcp jobs resume``: re-runs the trials of a job that have no result.json."""
+    return [python, "-m", "harness.cli", "jobs", "resume", job_id, "--display", "jsonl"]
+
+
 # ---------------------------------------------------------------- jobs
 
 @dataclass

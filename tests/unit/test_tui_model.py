@@ -293,3 +293,14 @@ def test_model_does_not_import_textual():
     code = "import sys, tui.model, tui.jobs; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_old_job_without_events_marks_interrupted_trials(tmp_path):
+    d = copy_sample(tmp_path) / JOB_ID
+    (d / "events.jsonl").unlink()
+    (d / "sqlite__scx-search__a0" / "result.json").unlink()
+    m = model.JobMonitor(d)
+    m.poll()
+    assert [r.phase for r in m.rows.values()] == ["done", "interrupted", "failed"]
+    assert model.resume_command(JOB_ID, "py") == ["py", "-m", "harness.cli", "jobs", "resume", JOB_ID,
+                                                  "--display", "jsonl"]

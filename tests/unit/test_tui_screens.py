@@ -290,6 +290,41 @@ def test_stop_modal_stop_now_terminates_process_and_cancel_does_nothing(tmp_path
     assert (root / JOB_ID / "hackbench__scx-search__a0" / "result.json").is_file()  # nothing recorded is lost
 
 
+def test_dashboard_resumes_an_unfinished_job(tmp_path):
+    os.environ["FAKE_PY"] = sys.executable
+    root = copy_sample(tmp_path)
+    d = root / JOB_ID
+    # as a job killed (SIGKILL) in its second trial's measure phase leaves it
+    (d / "sqlite__scx-search__a0" / "result.json").unlink()
+    lines = (d / "events.jsonl").read_text().splitlines(keepends=True)
+    end = next(i for i, x in enumerate(lines) if '"trial_end", "trial": "sqlite' in x)
+    (d / "events.jsonl").write_text("".join(lines[:end]))
+
+    async def scenario():
+        app = make_app(root, python=str(FAKES / "fake_python"), poll_s=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_dashboard(JOB_ID)
+            await settle(pilot)
+            scr = app.screen
+            before = scr.monitor.rows["sqlite__scx-search__a0"].phase
+            await pilot.press("u")  # the events say running: asks to press again
+            await settle(pilot)
+            assert JOB_ID not in app.processes
+            await pilot.press("u")
+            app.processes[JOB_ID].proc.wait(30)
+            await pilot.pause(0.3)
+            await settle(pilot)
+            rows = cell_texts(scr.query_one("#trials", DataTable))
+            return before, rows, app.processes[JOB_ID].proc.args, str(scr.query_one("#jobline").render())
+
+    before, rows, argv, jobline = run(scenario)
+    assert before == "stats"
+    assert argv[1:] == ["-m", "harness.cli", "jobs", "resume", JOB_ID, "--display", "jsonl"]
+    assert [(r[0], r[1], r[7]) for r in rows] == [("hackbench a0", "done", "1.128x"), ("sqlite a0", "done", "1.010x"),
+                                                  ("gzip a0", "failed", "-")]
+    assert "(complete)" in jobline
+
+
 # ------------------------------------------------------------------ trial detail
 
 def test_trial_detail_search_filters_the_trajectory(tmp_path):

@@ -24,6 +24,7 @@ class DashboardScreen(Screen):
         Binding("enter", "detail", "Trial detail", show=False),
         Binding("d", "detail", "Trial detail"),
         Binding("s", "stop", "Stop job"),
+        Binding("u", "resume", "Resume"),
         Binding("r", "results", "Results"),
         Binding("escape", "app.pop_screen", "Back"),
     ]
@@ -38,6 +39,7 @@ class DashboardScreen(Screen):
         self.console_text = None
         self.reclaim = None  # the `sandbox cleanup` process after a stop-now
         self.process_log_shown = False
+        self.resume_confirm = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -68,6 +70,8 @@ class DashboardScreen(Screen):
             state = "waiting for the job folder"
             if self.process is not None and not self.process.running:
                 state = f"job process exited ({self.process.returncode}) before creating it"
+        elif m.running and self.process is not None and not self.process.running:
+            state = f"job process exited ({self.process.returncode})"
         elif m.running:
             state = "stopping" if (self.job_dir / "STOP").exists() else "running"
         else:
@@ -123,6 +127,25 @@ class DashboardScreen(Screen):
 
     def action_results(self) -> None:
         self.app.open_results()
+
+    def action_resume(self) -> None:
+        m = self.monitor
+        if self.process is not None and self.process.running:
+            self.notify("the job is running")
+            return
+        if m.running and self.process is None and not self.resume_confirm:
+            # started elsewhere: its events say running, but a killed job says the same
+            self.resume_confirm = True
+            self.notify("the events say this job is running (started elsewhere?); if it was killed, "
+                        "press u again to resume it", severity="warning")
+            return
+        if m.config is None or all(r.phase in ("done", "failed") for r in m.rows.values()):
+            self.notify("nothing to resume: every trial is recorded")
+            return
+        self.process = JobProcess.start(model.resume_command(m.id, self.app.python), m.id, self.app.jobs_root)
+        self.app.processes[m.id] = self.process
+        self.process_log_shown = False
+        self.notify(f"resuming {m.id}: trials without result.json run again")
 
     def action_stop(self) -> None:
         can_now = self.process is not None and self.process.running

@@ -12,6 +12,22 @@ from harness.models import JobConfig
 if sys.argv[1:] == ["sandbox", "cleanup"]:  # what the TUI runs after "stop now": leave a mark
     (jobs_dir() / "cleanup-ran").write_text("")
     sys.exit(0)
+if sys.argv[1:3] == ["jobs", "resume"]:  # finish every unrecorded trial at once
+    d = jobs_dir() / sys.argv[3]
+    cfg = JobConfig.model_validate(json.loads((d / "job.json").read_text())["config"])
+    log = EventLog(d / EVENTS_FILE, lambda k, data: None)
+    log("job_start", {"job": cfg.job_id, "trials": len(trial_ids(cfg)), "to_run": 1})
+    for tid, wl, k in trial_ids(cfg):
+        if (d / tid / "result.json").is_file():
+            log("trial_skip", {"trial": tid, "reason": "already recorded"})
+            continue
+        log("trial_start", {"trial": tid})
+        (d / tid).mkdir(exist_ok=True)
+        (d / tid / "result.json").write_text(json.dumps({"trial_id": tid, "workload": wl, "agent": cfg.agent,
+                                                         "status": "done", "improvement": {"ratio": 1.01}}))
+        log("trial_end", {"trial": tid, "status": "done", "failure_kind": "none", "ratio": 1.01})
+    log("job_end", {"job": cfg.job_id, "state": "complete"})
+    sys.exit(0)
 a, _ = build_parser().parse_known_args(sys.argv[1:])  # options of a newer CLI (--interface) pass
 if a.job_id == "fail-early":  # as `schedcp run` does when, e.g., no image is built
     print("schedcp: error: no image built (run `schedcp image build`)", file=sys.stderr)
