@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from textual.widgets import DataTable, Input, SelectionList, Static
@@ -32,6 +33,11 @@ def run(scenario):
 async def settle(pilot, n=3):
     for _ in range(n):
         await pilot.pause()
+
+
+def refresh(app) -> None:
+    scr = app.screen
+    (scr.follow if isinstance(scr, TrialScreen) else scr.refresh_data)()
 
 
 def cell_texts(table: DataTable) -> list[list[str]]:
@@ -137,8 +143,10 @@ def test_launcher_starts_job_subprocess_and_dashboard_follows_it(tmp_path, monke
             dash = app.screen
             assert isinstance(dash, DashboardScreen)
             proc = app.processes["tui-test-job"]
-            for _ in range(100):  # the process creates the folder and events
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # the process creates the folder and events
                 await pilot.pause(0.05)
+                dash.refresh_data()
                 if dash.monitor.rows and dash.monitor.rows["hackbench__linux-default__a0"].phase == "agent":
                     break
             row = cell_texts(dash.query_one("#trials", DataTable))[0]
@@ -173,7 +181,8 @@ def test_dashboard_shows_why_a_started_job_died_before_its_folder(tmp_path):
             app.screen.query_one("#job_id", Input).value = "fail-early"
             await pilot.press("ctrl+s")
             app.processes["fail-early"].proc.wait(30)
-            await pilot.pause(0.3)
+            await pilot.pause(0.1)
+            refresh(app)  # what the poll timer does, without waiting for it
             await settle(pilot)
             return str(app.screen.query_one("#jobline").render()), list(app.screen.query_one("#transcript").lines)
 
@@ -209,16 +218,19 @@ def test_dashboard_rows_update_as_events_are_appended(tmp_path):
                 json.dumps({"t": 1.0, "type": "command", "cmd": "sysctl -w kernel.x=1", "returncode": 0,
                             "stdout": "kernel.x = 1\n", "duration_s": 0.01}) + "\n")
             (d / tid / "console.log").write_text("[  1.0] sched_ext: BPF scheduler \"simple\" enabled\n")
-            await pilot.pause(0.2)
+            await pilot.pause(0.1)
+            refresh(app)  # what the poll timer does, without waiting for it
             await settle(pilot)
             after = cell_texts(table)
             await pilot.press("down")  # select the sqlite row
-            await pilot.pause(0.2)
+            await pilot.pause(0.1)
+            refresh(app)  # what the poll timer does, without waiting for it
             transcript = list(app.screen.query_one("#transcript").lines)
             console = list(app.screen.query_one("#console").lines)
             jobline = str(app.screen.query_one("#jobline").render())
             emit("agent", trial=tid, text="candidate sched:scx_simple: 8.1", steps=4, tokens=0, cost_usd=0.0)
-            await pilot.pause(0.2)
+            await pilot.pause(0.1)
+            refresh(app)  # what the poll timer does, without waiting for it
             await settle(pilot)
             last = str(app.screen.query_one("#last").render())
             return before, after, transcript, console, jobline, last
@@ -312,7 +324,8 @@ def test_dashboard_resumes_an_unfinished_job(tmp_path):
             assert JOB_ID not in app.processes
             await pilot.press("u")
             app.processes[JOB_ID].proc.wait(30)
-            await pilot.pause(0.3)
+            await pilot.pause(0.1)
+            refresh(app)  # what the poll timer does, without waiting for it
             await settle(pilot)
             rows = cell_texts(scr.query_one("#trials", DataTable))
             return before, rows, app.processes[JOB_ID].proc.args, str(scr.query_one("#jobline").render())
@@ -373,7 +386,8 @@ def test_trial_detail_follows_a_running_trial(tmp_path):
             with open(tdir / "trajectory.jsonl", "a") as f:
                 f.write("".join(lines[10:]))
             shutil.copy(src / "result.json", tdir / "result.json")
-            await pilot.pause(0.3)
+            await pilot.pause(0.1)
+            refresh(app)  # what the poll timer does, without waiting for it
             await settle(pilot)
             return first, len(scr.steps), [s.title for s in scr.shown], str(scr.query_one("#summary").render())
 
