@@ -465,6 +465,15 @@ def tail_jsonl(path: Path, offset: int = 0) -> tuple[list[dict], int]:
     return out, offset + end
 
 
+def rewritten(path: Path, offset: int) -> bool:
+    """The file is shorter than what was read of it: it was recreated (a trial that
+    ``schedcp jobs resume`` runs again starts a new folder)."""
+    try:
+        return path.stat().st_size < offset
+    except OSError:
+        return False
+
+
 def tail_text(path: Path, lines: int = 200, max_bytes: int = 256 << 10) -> str:
     """The last ``lines`` lines of a text file ('' if it does not exist)."""
     try:

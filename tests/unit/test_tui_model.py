@@ -173,6 +173,15 @@ def test_tail_jsonl_incremental(tmp_path):
     assert [r["type"] for r in recs] == ["command"] and off == p.stat().st_size
 
 
+def test_rewritten_file_is_noticed(tmp_path):
+    p = tmp_path / "trajectory.jsonl"
+    p.write_text('{"t": 1, "type": "phase", "phase": "agent"}\n' * 3)
+    _, off = model.tail_jsonl(p)
+    assert not model.rewritten(p, off)
+    p.write_text('{"t": 0, "type": "phase", "phase": "reset"}\n')
+    assert model.rewritten(p, off) and not model.rewritten(tmp_path / "gone", off)
+
+
 def test_tail_text(tmp_path):
     p = tmp_path / "console.log"
     p.write_text("".join(f"line {i}\r\n" for i in range(500)))

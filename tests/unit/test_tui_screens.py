@@ -53,6 +53,13 @@ def test_home_lists_jobs_and_opens_dashboard(tmp_path):
         app = make_app(root)
         async with app.run_test(size=SIZE) as pilot:
             rows = cell_texts(app.screen.query_one("#jobs", DataTable))
+            shutil.copytree(root / JOB_ID, root / "second-job")
+            await pilot.press("g")
+            with_second = [r[0] for r in cell_texts(app.screen.query_one("#jobs", DataTable))]
+            shutil.rmtree(root / "second-job")
+            await pilot.press("g")
+            assert [r[0] for r in cell_texts(app.screen.query_one("#jobs", DataTable))] == [JOB_ID]
+            assert with_second == [JOB_ID, "second-job"]
             await pilot.press("enter")
             await settle(pilot)
             return rows, app.screen

@@ -98,7 +98,11 @@ class DashboardScreen(Screen):
                 log.border_title = "job process output"
                 log.write_lines(model.tail_text(self.process.log, 20).splitlines())
             return
-        recs, self.traj_offset = model.tail_jsonl(self.job_dir / trial / "trajectory.jsonl", self.traj_offset)
+        path = self.job_dir / trial / "trajectory.jsonl"
+        if model.rewritten(path, self.traj_offset):
+            log.clear()
+            self.traj_offset, self.traj_count = 0, 0
+        recs, self.traj_offset = model.tail_jsonl(path, self.traj_offset)
         for s in model.to_steps(recs, self.traj_count):
             log.write_line(f"{s.t:7.1f} {s.title}")
             if s.kind in ("command", "tool_result") and s.body:

@@ -40,6 +40,9 @@ class HomeScreen(Screen):
         t = self.query_one("#jobs", DataTable)
         jobs = list_jobs(self.app.jobs_root)
         self.query_one("#where", Static).update(Text(f"{len(jobs)} job(s) in {self.app.jobs_root}"))
+        ids = {j.id for j in jobs}
+        for key in [k for k in t.rows if k.value not in ids]:  # removed from the folder
+            t.remove_row(key)
         for j in jobs:
             cells = (j.id, j.agent, ",".join(j.workloads), j.state)
             if j.id in t.rows:
