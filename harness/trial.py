@@ -93,7 +93,9 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
             text = f"{kind} " + json.dumps({k: v for k, v in rec.items() if k not in ("t", "type")})
         else:
             return
-        events("agent", {"trial": cfg.trial_id, "text": text})
+        u = tracker.usage
+        events("agent", {"trial": cfg.trial_id, "text": text, "steps": u.steps,
+                         "tokens": u.input_tokens + u.output_tokens, "cost_usd": round(u.cost_usd, 4)})
 
     traj = Trajectory(trial_dir / "trajectory.jsonl", on_log=progress)
     res = TrialResult(trial_id=cfg.trial_id, workload=cfg.workload, agent=cfg.agent, model=cfg.model,
