@@ -42,3 +42,16 @@ def test_every_workload_goal_scores_itself(wl):
         assert score(syn, g.direction, g)["correct"]
     other = "higher" if g.direction == "lower" else "lower"
     assert not score(g.metric, other, g)["correct"]
+
+
+@pytest.mark.parametrize("wl", list_workloads(), ids=lambda w: w.name)
+def test_goal_free_description_hides_the_figure_of_merit(wl):
+    from harness.prompt import instruction
+    from harness.workload import goal_free_description
+    from harness.models import Budget
+
+    d = goal_free_description(wl.spec.description)
+    assert d and "figure of merit" not in d.lower() and len(d) > 40
+    text = instruction(wl, "7.3.4", 2, 4096, slo_hint=False, budget=Budget())
+    assert "figure of merit" not in text.lower() and "declare_goal" in text
+    assert "figure of merit" in instruction(wl, "7.3.4", 2, 4096, slo_hint=True, budget=Budget()).lower()
