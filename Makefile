@@ -34,6 +34,7 @@ bench: setup
 	$(BIN)/python benchmarks/relay.py
 	$(BIN)/python benchmarks/noise.py
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/throughput.py
 
 image: setup
 	$(BIN)/schedcp image build

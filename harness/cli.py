@@ -204,6 +204,12 @@ def _run_and_report(d, cfg, be, display, agent_kwargs: dict | None = None, out=N
     return 0 if results and all(r.status == "done" for r in results) else 1
 
 
+def _default_parallel(a) -> int:
+    from sandbox.libvirt.backend import default_parallel
+
+    return default_parallel(a.vcpus, a.memory)
+
+
 def _default_claude_model() -> str:
     from harness.agents.claude import DEFAULT_MODEL
 
@@ -226,7 +232,7 @@ def cmd_run(a) -> int:
                                          ("cost_usd", a.max_cost)) if v is not None})
     cfg = JobConfig(job_id=a.job_id or new_job_id(agent), workloads=names, agent=agent,
                     model=a.model or (_default_claude_model() if agent == "claude" else None), attempts=a.attempts,
-                    parallel=a.parallel, size=a.size, repeat=a.repeat, slo_hint=not a.no_slo_hint, budget=budget,
+                    parallel=a.parallel or _default_parallel(a), size=a.size, repeat=a.repeat, slo_hint=not a.no_slo_hint, budget=budget,
                     interface=a.interface)
     if a.interface == "mcp" and agent not in ("claude", "external"):
         return _err(f"--interface mcp needs an MCP-speaking agent (claude, external), not {agent!r}")
@@ -483,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--agent", default=None, help="default: claude with ANTHROPIC_API_KEY set, else scx-search")
     r.add_argument("--model", default=None)
     r.add_argument("--attempts", type=int, default=1)
-    r.add_argument("--parallel", type=int, default=1)
+    r.add_argument("--parallel", type=int, default=None,
+                   help="trials at once (default: what the host's cores and memory fit; each gets its own cores)")
     r.add_argument("--size", choices=["smoke", "full"], default="smoke")
     r.add_argument("--repeat", type=int, default=5, help="measured runs per side, after one warm-up")
     r.add_argument("--display", choices=["plain", "jsonl"], default="plain")

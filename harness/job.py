@@ -20,6 +20,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import queue
 import shutil
 import sys
 import threading
@@ -167,15 +168,34 @@ def run_job(d: Path, cfg: JobConfig, backend, display: Display, agent_kwargs: di
         todo.append((tid, wl, k))
     display("job_start", {"job": cfg.job_id, "trials": len(trial_ids(cfg)), "to_run": len(todo)})
 
+    # each concurrent trial gets its own host cores when the host has enough of them
+    from sandbox.libvirt.backend import plan_cores
+
+    vcpus = getattr(getattr(backend, "shape", None), "vcpus", 2)
+    plan = plan_cores(max(1, cfg.parallel), vcpus)
+    if plan is None:
+        display("warning", {"job": cfg.job_id, "text": f"{cfg.parallel} trials x {vcpus} vCPUs do not fit this host's "
+                            "cores: trials share cores, so concurrent measurements can disturb each other"})
+    free: queue.Queue = queue.Queue()
+    for c in plan or [None] * max(1, cfg.parallel):
+        free.put(c)
+
     def one(item):
+        cores = free.get()
+        try:
+            return _one(item, cores)
+        finally:
+            free.put(cores)
+
+    def _one(item, cores):
         tid, wl, k = item
         if (d / STOP_FILE).exists():
             display("trial_skip", {"trial": tid, "reason": "job stop requested"})
             return None
         tc = TrialConfig(trial_id=tid, workload=wl, agent=cfg.agent, model=cfg.model, attempt=k, size=cfg.size,
                          repeat=cfg.repeat, slo_hint=cfg.slo_hint, budget=cfg.budget, interface=cfg.interface)
-        display("trial_start", {"trial": tid})
-        return run_trial(tc, d / tid, backend, events=display, agent_kwargs=agent_kwargs)
+        display("trial_start", {"trial": tid, **({"cores": list(cores)} if cores else {})})
+        return run_trial(tc, d / tid, backend, events=display, agent_kwargs=agent_kwargs, cores=cores)
 
     with ThreadPoolExecutor(max_workers=max(1, cfg.parallel)) as pool:
         list(pool.map(one, todo))

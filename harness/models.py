@@ -81,6 +81,8 @@ class TrialResult(_TrialKey):
     # whether it matches the workload's ground truth (harness/goal.py); None with a hint
     goal: dict | None = None
     tool_calls: int = 0
+    # host cores the trial's VMs were pinned to (None: not pinned, shared with other trials)
+    host_cores: list[int] | None = None
 
 
 class JobConfig(BaseModel):

@@ -74,7 +74,9 @@ def _sysctls(sb) -> dict[str, str]:
 
 
 def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambda k, d: None,
-              agent_kwargs: dict | None = None) -> TrialResult:
+              agent_kwargs: dict | None = None, cores: tuple[int, ...] | None = None) -> TrialResult:
+    """Run one trial. ``cores``: host cores this trial's VMs run on (see job.run_job); None
+    leaves placement to the host's scheduler."""
     trial_dir.mkdir(parents=True, exist_ok=True)
     (trial_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
     def progress(rec: dict) -> None:  # the agent's steps, as they happen, for the display
@@ -126,7 +128,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
         with phase("reset"):
             # both restores at once: most of a restore is libvirt and QEMU waiting
             with ThreadPoolExecutor(2) as pool:
-                futs = {role: pool.submit(backend.open, job="trial", trial=cfg.trial_id + suffix)
+                futs = {role: pool.submit(backend.open, job="trial", trial=cfg.trial_id + suffix, cores=cores)
                         for role, suffix in (("tuned", ""), ("baseline", "-baseline"))}
                 errors = []
                 for role, fut in futs.items():
@@ -137,6 +139,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                 if errors:
                     raise errors[0]
             res.kernel_release = sbs["tuned"].relay.guest_release
+            res.host_cores = list(cores) if cores else None
         tuned, base = sbs["tuned"], sbs["baseline"]
         with phase("setup"):
             bench.setup(tuned, wl, cfg.size, hide_goal=not cfg.slo_hint)

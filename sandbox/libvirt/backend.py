@@ -332,8 +332,11 @@ class LibvirtBackend:
         # domain name belongs to the slot; job and trial go into the metadata.
         return f"{PREFIX}{self.image.key.rsplit('-', 1)[-1]}-{self.shape.tag(self.accel)}-s{slot}"
 
-    def open(self, job: str = "adhoc", trial: str | None = None, ready_timeout: float = 60.0) -> "LibvirtSandbox":
-        """A fresh sandbox restored from this slot's saved state (about a second)."""
+    def open(self, job: str = "adhoc", trial: str | None = None, ready_timeout: float = 60.0,
+             cores: tuple[int, ...] | None = None) -> "LibvirtSandbox":
+        """A fresh sandbox restored from this slot's saved state (about a second). With
+        ``cores``, vCPU i runs on host core ``cores[i % len(cores)]`` and QEMU's other
+        threads on those cores too (so trials given disjoint cores never share one)."""
         t0 = time.monotonic()
         slot, slot_fd = self._acquire_slot()
         try:
@@ -376,6 +379,9 @@ class LibvirtBackend:
         sb = LibvirtSandbox(self, name, run_dir, lock_fd, dom, port, slot_fd=slot_fd)
         sb.label = f"{job}/{trial}" if trial else job
         try:
+            if cores:
+                pin_cores(dom, self.shape.vcpus, cores)
+                sb.cores = tuple(cores)
             sb._wait_ssh(time.monotonic() + ready_timeout, _restored_guest_refresh)
             sb.meta["restore_s"] = round(time.monotonic() - t0, 3)
             sb.check_kernel_pin()
@@ -384,6 +390,41 @@ class LibvirtBackend:
             raise
         self.events("sandbox_ready", {"name": name, "seconds": sb.meta["restore_s"], "slot": slot})
         return sb
+
+
+def host_cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def pin_cores(dom: libvirt.virDomain, vcpus: int, cores: tuple[int, ...]) -> None:
+    n = max(host_cores()) + 1
+
+    def cpumap(cs) -> tuple[bool, ...]:
+        return tuple(i in cs for i in range(n))
+
+    for v in range(vcpus):
+        dom.pinVcpu(v, cpumap({cores[v % len(cores)]}))
+    dom.pinEmulator(cpumap(set(cores)))
+
+
+def plan_cores(parallel: int, vcpus: int) -> list[tuple[int, ...]] | None:
+    """Disjoint host cores for ``parallel`` concurrent trials of ``vcpus`` vCPUs each (the
+    tuned and baseline VMs of a trial take turns, so they share their trial's cores), or
+    None when the host has too few cores for that: then trials share cores."""
+    cores = host_cores()
+    if parallel * vcpus > len(cores):
+        return None
+    return [tuple(cores[i * vcpus:(i + 1) * vcpus]) for i in range(parallel)]
+
+
+def default_parallel(vcpus: int, memory_mib: int) -> int:
+    """Trials that fit at once: one per ``vcpus`` host cores, and memory for two VMs each."""
+    try:
+        avail = next(int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines()
+                     if x.startswith("MemAvailable")) // 1024
+    except (OSError, StopIteration, ValueError):
+        avail = 2 * memory_mib
+    return max(1, min(len(host_cores()) // max(1, vcpus), avail // (2 * memory_mib + 1024)))
 
 
 def _restored_guest_refresh() -> str:
@@ -404,6 +445,7 @@ class LibvirtSandbox(Sandbox):
         self.meta: dict = {}
         self.label = name
         self.closed = False
+        self.cores: tuple[int, ...] | None = None
 
     @property
     def console_path(self) -> Path:
