@@ -37,6 +37,10 @@ class BudgetTracker:
 
     def add_call(self, input_tokens: int, output_tokens: int) -> None:
         self.usage.steps += 1
+        self.add_tokens(input_tokens, output_tokens)
+
+    def add_tokens(self, input_tokens: int, output_tokens: int) -> None:
+        """Tokens without a step (totals a CLI reports at the end)."""
         self.usage.input_tokens += input_tokens
         self.usage.output_tokens += output_tokens
         p = price(self.model)
