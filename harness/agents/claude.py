@@ -49,7 +49,7 @@ class ClaudeAgent(ChatAgent):
     def _client(self) -> anthropic.Anthropic:
         # base_url: --base-url, else ANTHROPIC_BASE_URL when set (tests point it at a local server)
         key = None if os.environ.get("ANTHROPIC_API_KEY") else "no-key"  # a local server may need none
-        return anthropic.Anthropic(max_retries=0, timeout=120.0, base_url=self.base_url, api_key=key)
+        return anthropic.Anthropic(max_retries=0, timeout=self.timeout_s, base_url=self.base_url, api_key=key)
 
     def _request(self, client, ctx: AgentContext, messages: list) -> anthropic.types.Message:
         return client.messages.create(model=ctx.model or DEFAULT_MODEL, max_tokens=self.max_tokens,

@@ -67,9 +67,13 @@ class ChatAgent(Agent):
     sdk = None
     default_model: str | None = None
 
+    timeout_s = 120.0  # per API request
+
     def __init__(self, max_retries: int = 4, backoff_s: float = 1.0, max_tokens: int = 4096,
-                 base_url: str | None = None):
+                 base_url: str | None = None, timeout_s: float | None = None):
         self.max_retries, self.backoff_s, self.max_tokens = max_retries, backoff_s, max_tokens
+        if timeout_s:
+            self.timeout_s = timeout_s
         self.base_url = base_url or None
         self.tools: list[dict] = []  # Anthropic-style definitions: name, description, input_schema
 

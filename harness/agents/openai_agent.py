@@ -31,6 +31,7 @@ class OpenAIAgent(ChatAgent):
     name = "openai"
     backend = "openai"
     sdk = openai
+    timeout_s = 600.0  # a local model on a CPU can be slow
 
     def __init__(self, api_key_env: str = "OPENAI_API_KEY", **kw):
         super().__init__(**kw)
@@ -42,7 +43,7 @@ class OpenAIAgent(ChatAgent):
 
     def _client(self) -> openai.OpenAI:
         key = os.environ.get(self.api_key_env) or "sk-no-key-local"
-        return openai.OpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=600.0)
+        return openai.OpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout_s)
 
     def _request(self, client, ctx: AgentContext, messages: list):
         if not ctx.model:
@@ -52,8 +53,11 @@ class OpenAIAgent(ChatAgent):
         # api.openai.com's newer models take only max_completion_tokens; compatible servers
         # (llama.cpp, vLLM) know max_tokens
         limit = {"max_tokens" if self.base_url else "max_completion_tokens": self.max_tokens}
+        # tool_choice explicit: some servers (llama-cpp-python's chatml-function-calling) offer
+        # no tools without it
         return client.chat.completions.create(model=ctx.model, messages=[{"role": "system", "content": SYSTEM},
-                                                                         *messages], tools=tools, **limit)
+                                                                         *messages], tools=tools,
+                                              tool_choice="auto", **limit)
 
     def _turn(self, resp) -> Turn:
         usage = resp.usage

@@ -82,7 +82,7 @@ def test_openai_malformed_calls_and_429_retry(tmp_path, monkeypatch):
     assert answers and answers[0]["content"].startswith("error: malformed tool call")
     assert {t["function"]["name"] for t in srv.requests[1]["body"]["tools"]} == {"bash", "write_file",
                                                                                 "run_workload", "finish"}
-    assert srv.requests[1]["body"]["model"] == "tiny-local-model"
+    assert srv.requests[1]["body"]["model"] == "tiny-local-model" and srv.requests[1]["body"]["tool_choice"] == "auto"
     assert {k.lower(): v for k, v in srv.requests[1]["headers"].items()}["authorization"] == f"Bearer {key}"
     assert key not in (tmp_path / "t.jsonl").read_text()
     # assistant messages are in the claude agent's format
