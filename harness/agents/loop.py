@@ -14,7 +14,10 @@ build a client, send a request, and read the reply (:class:`Turn`). Per API call
   a *malformed* one (arguments that are not a JSON object, or a tool that was not
   offered): it is answered with an error, logged as ``malformed_tool_call`` and counted
   (``TrialResult.malformed_tool_calls``), and the episode goes on;
-- a reply without a tool call, or ``finish``, ends the episode.
+- a reply without a tool call, or ``finish``, ends the episode; with ``nudges`` (default
+  0) a reply without a tool call is answered that many times with a reminder to use the
+  tools or call finish (for small models that stop at once), logged as a ``harness``
+  message.
 
 Interfaces: ``bash`` (:data:`harness.tools.BASH_TOOLS`) or ``mcp`` (exactly what a real
 MCP client session lists from the trial's MCP server over streamable HTTP).
@@ -36,6 +39,8 @@ SYSTEM = (
     "BPF schedulers) for one application. Work in small verified steps; measure with run_workload. "
     "Call finish when the best configuration you found is in place."
 )
+
+NUDGE = "You called no tool. Act through a tool call, or call finish to stop. The tools: "
 
 
 @dataclass
@@ -70,8 +75,9 @@ class ChatAgent(Agent):
     timeout_s = 120.0  # per API request
 
     def __init__(self, max_retries: int = 4, backoff_s: float = 1.0, max_tokens: int = 4096,
-                 base_url: str | None = None, timeout_s: float | None = None):
+                 base_url: str | None = None, timeout_s: float | None = None, nudges: int = 0):
         self.max_retries, self.backoff_s, self.max_tokens = max_retries, backoff_s, max_tokens
+        self.nudges = nudges
         if timeout_s:
             self.timeout_s = timeout_s
         self.base_url = base_url or None
@@ -156,6 +162,7 @@ class ChatAgent(Agent):
         client = self._client()
         offered = {t["name"] for t in self.tools}
         messages: list = [{"role": "user", "content": ctx.instruction}]
+        nudges = self.nudges
         while True:
             ctx.budget.check()
             resp = self._create(client, ctx, messages)
@@ -165,6 +172,12 @@ class ChatAgent(Agent):
                                usage={"input_tokens": turn.input_tokens, "output_tokens": turn.output_tokens})
             messages.append(turn.message)
             if not turn.calls:
+                if nudges > 0:
+                    nudges -= 1
+                    text = NUDGE + ", ".join(sorted(offered)) + "."
+                    ctx.trajectory.log("message", role="harness", text=text)
+                    messages.append({"role": "user", "content": text})
+                    continue
                 return  # the model ended its turn without a tool call: done
             results = []
             for c in turn.calls:

@@ -149,3 +149,19 @@ def test_old_results_load_with_backend_filled():
     assert TrialResult(trial_id="t", workload="w", agent="scx-search").backend == "none"
     assert TrialResult.model_validate_json(TrialResult(trial_id="t", workload="w", agent="openai",
                                                        usage={"cost_usd": None}).model_dump_json()).usage.cost_usd is None
+
+
+def test_nudges_answer_a_reply_without_tool_call(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    srv = FakeOpenAI([tool_calls(text="I would tune the scheduler."), tool_calls(text="ok"),
+                      tool_calls(("finish", {}))])
+    try:
+        ctx, _ = context(tmp_path, "m")
+        make_agent("openai", base_url=srv.url, nudges=1).run(ctx)
+    finally:
+        srv.close()
+    assert ctx.budget.usage.steps == 2 and len(srv.requests) == 2  # one nudge, then the episode ends
+    ev = events(tmp_path)
+    nudge = [e for e in ev if e["type"] == "message" and e["role"] == "harness"]
+    assert len(nudge) == 1 and nudge[0]["text"].startswith("You called no tool")
+    assert srv.requests[1]["body"]["messages"][-1] == {"role": "user", "content": nudge[0]["text"]}

@@ -121,7 +121,7 @@ def test_local_model_smoke_trial(backend, tmp_path, monkeypatch):
                         base_url=srv.url, repeat=1, budget=Budget(steps=4, wall_s=900))
         d = create_job(cfg, backend)
         (res,) = run_job(d, cfg, backend, lambda k, e: None, agent_kwargs={"max_tokens": 256, "timeout_s": 300,
-                                                                          "max_retries": 1})
+                                                                          "max_retries": 1, "nudges": 2})
     took = time.monotonic() - t0
     ev = events(d / "sqlite__openai__a0" / "trajectory.jsonl")
     print(f"\nlocal model trial: {took:.0f}s total, agent {res.phases_s.get('agent')}s, steps {res.usage.steps}, "
