@@ -448,10 +448,8 @@ def cmd_local_model_serve(a) -> int:
     print(f"schedcp: serving {path.name} as {a.alias!r} on http://127.0.0.1:{a.port}/v1 (OpenAI-compatible); "
           f"use: schedcp run --agent openai --base-url http://127.0.0.1:{a.port}/v1 --model {a.alias}",
           file=sys.stderr, flush=True)
-    try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 130
+    os.execv(cmd[0], cmd)  # the server takes this process's place: signals reach it directly
+    return 1
 
 
 def cmd_report(a) -> int:
