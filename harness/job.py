@@ -36,11 +36,11 @@ def jobs_dir() -> Path:
 
 
 def new_job_id(agent: str) -> str:
-    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{agent}"
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{agent.replace(':', '-')}"
 
 
 def trial_ids(cfg: JobConfig) -> list[tuple[str, str, int]]:
-    return [(f"{w}__{cfg.agent}__a{k}", w, k) for w in cfg.workloads for k in range(cfg.attempts)]
+    return [(f"{w}__{cfg.agent.replace(':', '-')}__a{k}", w, k) for w in cfg.workloads for k in range(cfg.attempts)]
 
 
 class Display:
@@ -167,6 +167,8 @@ def run_job(d: Path, cfg: JobConfig, backend, display: Display, agent_kwargs: di
             shutil.rmtree(tdir)  # interrupted: start it over
         todo.append((tid, wl, k))
     display("job_start", {"job": cfg.job_id, "trials": len(trial_ids(cfg)), "to_run": len(todo)})
+    if cfg.base_url:  # the model API's URL (host side only; never written into the guest)
+        agent_kwargs = {"base_url": cfg.base_url, **(agent_kwargs or {})}
 
     # each concurrent trial gets its own host cores when the host has enough of them
     from sandbox.libvirt.backend import plan_cores
@@ -193,7 +195,8 @@ def run_job(d: Path, cfg: JobConfig, backend, display: Display, agent_kwargs: di
             display("trial_skip", {"trial": tid, "reason": "job stop requested"})
             return None
         tc = TrialConfig(trial_id=tid, workload=wl, agent=cfg.agent, model=cfg.model, attempt=k, size=cfg.size,
-                         repeat=cfg.repeat, slo_hint=cfg.slo_hint, budget=cfg.budget, interface=cfg.interface)
+                         repeat=cfg.repeat, slo_hint=cfg.slo_hint, budget=cfg.budget, interface=cfg.interface,
+                         backend=cfg.backend)
         display("trial_start", {"trial": tid, **({"cores": list(cores)} if cores else {})})
         return run_trial(tc, d / tid, backend, events=display, agent_kwargs=agent_kwargs, cores=cores)
 

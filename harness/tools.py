@@ -121,6 +121,7 @@ class TrialTools:
         self.goal: dict | None = None
         self.finished = threading.Event()
         self.calls = 0
+        self.malformed = 0  # calls with arguments the tool cannot take (missing, unknown, wrong type)
         self._lock = threading.Lock()  # one guest action at a time, whatever the interface
 
     # -- dispatch --------------------------------------------------------------------
@@ -147,6 +148,7 @@ class TrialTools:
             except (LimitExceeded, GuestCrashed):
                 raise
             except (KeyError, TypeError, ValueError) as e:
+                self.malformed += 1
                 out = f"bad tool input for {name}: {e}"
             except (SchedulerError, SandboxError) as e:
                 out = f"error: {e}"
@@ -157,6 +159,7 @@ class TrialTools:
 
     def _dispatch(self, name: str, a: dict):
         if name not in SPECS:
+            self.malformed += 1
             return f"unknown tool {name!r}"
         if self.require_goal and self.goal is None and name in TUNING:
             return (f"refused: call declare_goal(metric, direction, rationale) before {name}; you were not told "

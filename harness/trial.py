@@ -91,6 +91,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
             text = f"declared goal {rec['declared']['metric']} ({rec['declared']['direction']})"
         elif kind == "mcp_ready":
             text = f"MCP server ready: {rec['url']}"
+        elif kind == "malformed_tool_call":
+            text = f"malformed tool call {rec.get('name')!r}: {rec.get('reason')}"
         elif kind in ("api_error", "limit", "failure"):
             text = f"{kind} " + json.dumps({k: v for k, v in rec.items() if k not in ("t", "type")})
         else:
@@ -101,7 +103,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
 
     traj = Trajectory(trial_dir / "trajectory.jsonl", on_log=progress)
     res = TrialResult(trial_id=cfg.trial_id, workload=cfg.workload, agent=cfg.agent, model=cfg.model,
-                      attempt=cfg.attempt, interface=cfg.interface, slo_hint=cfg.slo_hint, image=backend.image.key)
+                      backend=cfg.backend, attempt=cfg.attempt, interface=cfg.interface, slo_hint=cfg.slo_hint, image=backend.image.key)
     tracker = BudgetTracker(cfg.budget, cfg.model)
     sbs: dict[str, object] = {}
     t_trial = time.monotonic()
@@ -185,6 +187,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
         res.files_written = ctx.files_written
         tools = ctx.notes.get("tools")
         res.tool_calls = tools.calls if tools is not None else 0
+        res.malformed_tool_calls = ctx.notes.get("malformed_tool_calls", 0) + (tools.malformed if tools is not None else 0)
         if not cfg.slo_hint:
             res.goal = (tools.goal if tools is not None and tools.goal is not None
                         else {"declared": None, "step": None, "correct": False, "metric_ok": False,

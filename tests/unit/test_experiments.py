@@ -29,18 +29,18 @@ def test_rq1_groups_by_agent_and_model_best_of_k():
     assert a["best"] == 1.5 and abs(a["mean"] - 1.3) < 1e-9 and a["attempts"] == 2
     assert abs(t["claude (m1)"]["average"] - 1.2) < 1e-9
     md = render("rq1", rs)
-    assert "| claude (m1) | a | 10 | 6.667 | 1.500 |" in md
+    assert "| claude (m1) | anthropic | m1 | a | 10 | 6.667 | 1.500 |" in md
 
 
 def test_rq2_rate_steps_and_wrong_workloads():
     rs = [result("a", goal=goal(True, 2)), result("b", goal=goal(False, 4)), result("c", goal=goal(None, None)),
           result("d", goal=goal(True, 3), model="m2"), result("e")]  # e had the hint: not in RQ2
     t = rq2(rs)
-    assert t["claude (m1)"] == {"n": 3, "correct": 1, "rate": 1 / 3, "mean_steps": 3.0,
+    assert t["claude (m1)"] == {"backend": "anthropic", "model": "m1", "n": 3, "correct": 1, "rate": 1 / 3, "mean_steps": 3.0,
                                 "wrong": ["b", "c (none declared)"]}
     assert t["claude (m2)"]["rate"] == 1.0
     md = render("rq2", rs)
-    assert "| claude (m1) | 1/3 | 33% | 3.0 | b, c (none declared) |" in md
+    assert "| claude (m1) | anthropic | m1 | 1/3 | 33% | 3.0 | b, c (none declared) |" in md
     assert render("rq2", [result("e")]).endswith("(no trials run with --no-slo-hint in these jobs)")
 
 
@@ -51,4 +51,18 @@ def test_rq3_mcp_and_bash_side_by_side():
     assert row["mcp"] == {"trials": 1, "steps": 3.0, "tool_calls": 5.0, "improvement": 1.4}
     assert row["bash"]["steps"] == 7.0 and abs(row["bash"]["improvement"] - 1.1) < 1e-9
     csv = render("rq3", rs, "csv").splitlines()
-    assert csv[0].startswith("workload,agent,mcp steps") and csv[1] == "a,claude (m1),3.0,7.0,5.0,8.0,1.400,1.100"
+    assert csv[0].startswith("workload,agent,backend,model,mcp steps")
+    assert csv[1] == "a,claude (m1),anthropic,m1,3.0,7.0,5.0,8.0,1.400,1.100"
+
+
+def test_tables_group_by_backend_and_model_and_show_unknown_cost():
+    rs = [result("a", ratio=1.1), result("a", agent="openai", model="gemma", ratio=1.3),
+          result("a", agent="cli:claude-code", model="m1", ratio=1.2)]
+    rs[1].usage.cost_usd = None  # no price for this model
+    t = rq1(rs, ("backend",))
+    assert set(t) == {"anthropic", "openai", "cli"}
+    assert t["openai"]["model"] == "gemma" and t["openai"]["workloads"][0]["cost_usd"] is None
+    md = render("rq1", rs, by=("backend", "model"))
+    assert "| openai / gemma | openai | gemma | a |" in md and next(x for x in md.splitlines() if x.startswith("| openai")).endswith("| unknown |")
+    assert set(rq1(rs, ("model",))) == {"m1", "gemma"}
+    assert rq1(rs, ("model",))["m1"]["backend"] == "anthropic, cli"
