@@ -85,14 +85,16 @@ def render(rq: str, results: list[TrialResult], fmt: str = "md") -> str:
         return json.dumps(data, indent=2)
     lines: list[str] = []
     if rq == "rq1":
-        lines.append("| agent | workload | baseline | tuned | best x | 95% CI | mean x | SLO | steps | cost $ |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("| agent | workload | baseline | tuned | best x | 95% CI | mean x | SLO | steps | cost $ "
+                     "| agent wall s | host CPU s |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for who, d in data.items():
             for r in d["workloads"]:
                 ci = f"[{r['best_ci95'][0]:.3f}, {r['best_ci95'][1]:.3f}]" if r["best_ci95"] else "-"
                 lines.append(f"| {who} | {r['workload']} | {_f(r['baseline'], '{:.4g}')} | {_f(r['tuned'], '{:.4g}')} | "
                              f"{_f(r['best'])} | {ci} | {_f(r['mean'])} | {'met' if r['slo_met'] else 'not met'} | "
-                             f"{r['steps']} | {r['cost_usd']:.4f} |")
+                             f"{r['steps']} | {r['cost_usd']:.4f} | {_f(r.get('wall_s'), '{:.1f}')} | "
+                             f"{_f(r.get('host_cpu_s'), '{:.2f}')} |")
         lines.append("")
         for who, d in data.items():
             lines.append(f"{who}: average {_f(d['average'])}x, without outliers {_f(d['average_no_outliers'])}x "

@@ -44,6 +44,9 @@ def rows(results: list[TrialResult]) -> list[dict]:
             "steps": sum(r.usage.steps for r in rs),
             "tokens": sum(r.usage.input_tokens + r.usage.output_tokens for r in rs),
             "cost_usd": round(sum(r.usage.cost_usd for r in rs), 4),
+            "wall_s": round(sum(r.usage.wall_s for r in rs), 1),  # the agent phase, all attempts
+            "host_cpu_s": (round(sum(r.usage.host_cpu_s for r in rs if r.usage.host_cpu_s is not None), 2)
+                           if any(r.usage.host_cpu_s is not None for r in rs) else None),
             "failures": sorted({r.failure_kind for r in rs if r.failure_kind != "none"}),
         })
     return out

@@ -157,6 +157,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                            files_dir=trial_dir / "files", model=cfg.model, trial_run=trial_run,
                            slo_hint=cfg.slo_hint, interface=cfg.interface, trial_dir=trial_dir)
         cpu0 = tuned.qemu_cpu_s()
+        hcpu0 = time.thread_time()
         e0, enote = _energy_counter()
         with phase("agent"):
             try:
@@ -172,6 +173,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                 fail("agent_error", f"{type(e).__name__}: {e}")
                 traj.log("traceback", text=traceback.format_exc())
         tracker.usage.wall_s = res.phases_s.get("agent", 0.0)
+        tracker.usage.host_cpu_s = round(time.thread_time() - hcpu0, 3)
         cpu1 = tuned.qemu_cpu_s()
         e1, _ = _energy_counter()
         tracker.usage.guest_cpu_s = round(cpu1 - cpu0, 3) if cpu0 is not None and cpu1 is not None else None

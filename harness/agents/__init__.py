@@ -13,6 +13,10 @@ REGISTRY = {
     "claude": ("harness.agents.claude", "ClaudeAgent"),
     "replay": ("harness.agents.replay", "ReplayAgent"),
     "external": ("harness.agents.external", "ExternalAgent"),
+    # classic autotuners over the Gym environment's action spaces (harness/tuning.py)
+    "optuna": ("harness.agents.tuners", "OptunaTuner"),
+    "bandit": ("harness.agents.tuners", "BanditTuner"),
+    "random": ("harness.agents.tuners", "RandomTuner"),
 }
 
 
