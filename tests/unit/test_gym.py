@@ -188,3 +188,59 @@ def test_ucb_pulls_every_arm_once_then_exploits():
     assert BanditTuner.ucb_pick([0, 0, 0], [1, 0, 1], 0.1) == 1
     assert BanditTuner.ucb_pick([1.0, 1.2, 0.9], [5, 5, 5], 0.1) == 1
     assert BanditTuner.ucb_pick([1.0, 1.01], [100, 1], 0.1) == 1  # rarely pulled: explore
+
+
+def test_rq1_table_shows_wall_time_and_host_cpu():
+    from harness.experiments import render
+    from harness.models import MetricStats, TrialResult
+
+    def res(agent, cpu):
+        r = TrialResult(trial_id=f"a__{agent}__a0", workload="a", agent=agent, primary_metric="wall_s",
+                        direction="lower", summary={"wall_s": MetricStats(baseline={"median": 10.0},
+                                                                          tuned={"median": 8.0})},
+                        improvement={"ratio": 1.25, "ci95": [1.1, 1.4], "p_value": 0.05}, slo={"tuned_met": True})
+        r.usage.steps, r.usage.wall_s, r.usage.host_cpu_s = 4, 120.0, cpu
+        return r
+
+    md = render("rq1", [res("optuna", 1.5), res("claude", None)])
+    assert "| agent wall s | host CPU s |" in md
+    assert "| optuna | a | 10 | 8 | 1.250 |" in md and md.splitlines()[-4].endswith("| 120.0 | 1.50 |")
+    assert "| 120.0 | - |" in md  # older results without host CPU time
+
+
+@pytest.mark.parametrize("space", ["discrete", "parametric", "dict"])
+def test_check_env_passes_with_a_stub_guest(monkeypatch, space):
+    """The API contract without a VM (tests/vm/test_gym.py runs check_env on a real one)."""
+    import random
+
+    from gymnasium.utils.env_checker import check_env
+
+    from harness import bench
+
+    class Sandbox:
+        class relay:
+            guest_release = "7.3.4+deb13-cloud-amd64"
+
+        def close(self):
+            pass
+
+    class Backend:
+        def open(self, **kw):
+            return Sandbox()
+
+    monkeypatch.setattr(bench, "setup", lambda *a, **k: None)
+    monkeypatch.setattr(bench, "run_once", lambda *a, **k: None)
+    monkeypatch.setattr(tuning, "read_defaults", lambda sb: {})
+    monkeypatch.setattr(tuning, "apply_config", lambda *a, **k: [])
+    tel = {"cpu_util_pct": 97.0, "runqueue_len_mean": 60.0, "ctx_switches_per_s": 2000.0,
+           "runq_wait_us_per_sched": 3e4}
+    monkeypatch.setattr(gym_env.SchedCPEnv, "_measure",
+                        lambda self: ({"wall_s": random.uniform(3, 5)}, dict(tel), 4.0))
+    env = schedcp.env(action_space=space, max_steps=3, backend=Backend())
+    check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=0)
+    assert obs[-1] == 1.0 and info["baseline"] == obs[-2]
+    for i in range(3):
+        obs, r, term, trunc, info = env.step(env.action_space.sample())
+        assert r == pytest.approx(info["ratio"] - 1 + (0.1 if info["slo_met"] else -0.1))
+    assert trunc and not term
