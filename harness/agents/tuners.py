@@ -50,6 +50,17 @@ class _Tuner(Agent):
     def _better(self, ctx: AgentContext, a: float, b: float | None) -> bool:
         return b is None or (a < b if self._lower(ctx) else a > b)
 
+    @staticmethod
+    def _logged(ctx: AgentContext):
+        """A ``cmd -> dict`` runner that logs each command to the trajectory. Unlike
+        ``ctx.run`` its timeout does not shrink with the wall budget, so the final
+        configuration is still applied after the budget ran out."""
+        def run(cmd: str) -> dict:
+            r = ctx.sandbox.run(cmd, timeout=60).to_dict()
+            ctx.trajectory.log("command", cmd=cmd, **r)
+            return r
+        return run
+
     def _measure(self, ctx: AgentContext, runs: int) -> tuple[float | None, list[dict]]:
         vals, raw = [], []
         for _ in range(runs):
@@ -66,7 +77,7 @@ class _Tuner(Agent):
         ctx.budget.check()
         ctx.budget.add_step()
         t = time.monotonic()
-        errors = tuning.apply_config(ctx.sandbox, cfg, self.defaults, run=ctx.run)
+        errors = tuning.apply_config(ctx.sandbox, cfg, self.defaults, run=self._logged(ctx))
         score, raw = self._measure(ctx, runs or self.runs)
         if errors and cfg.scheduler and any(e.startswith(cfg.scheduler) for e in errors):
             score = None  # the scheduler did not start: this is not the candidate
@@ -95,7 +106,7 @@ class _Tuner(Agent):
             ctx.trajectory.log("limit", kind=e.kind, value=e.value, limit=e.limit)
             limit = e
         best = self.best or tuning.Config()
-        errors = tuning.apply_config(ctx.sandbox, best, self.defaults, run=ctx.run)
+        errors = tuning.apply_config(ctx.sandbox, best, self.defaults, run=self._logged(ctx))
         cpu = round(time.thread_time() - cpu0, 3)
         ctx.notes["host_cpu_s"] = cpu
         ctx.notes["candidates"] = len(self.history)
