@@ -87,6 +87,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
             text = f"trial run {rec.get('metrics') or rec.get('error')}"
         elif kind == "goal":
             text = f"declared goal {rec['declared']['metric']} ({rec['declared']['direction']})"
+        elif kind == "candidate":  # the classic tuners (harness/agents/tuners.py)
+            text = f"candidate {rec['label']}: {rec['score']}" + (f" ({'; '.join(rec['errors'])})" if rec["errors"] else "")
         elif kind == "mcp_ready":
             text = f"MCP server ready: {rec['url']}"
         elif kind in ("api_error", "limit", "failure"):
