@@ -15,9 +15,11 @@ LLM agents.
 Each one: runs the workload once as a warm-up (dropped, not a step), then per candidate
 checks the budget, counts a step, applies the configuration from the defaults, measures
 it with ``ctx.trial_run()`` (``runs_per_candidate`` runs, median; ``bandit``: one run per
-pull) and logs ``candidate`` to the trajectory. At the end (also when the budget runs
-out) the best configuration is applied and left in place, and the host CPU time the
-tuner's thread used is logged and kept in ``ctx.notes["host_cpu_s"]``. No tokens.
+pull) and logs ``candidate`` to the trajectory. The step budget is the number of
+candidates, so spending it ends the search normally (another limit, e.g. wall time, is
+reported as ``budget_exceeded``). At the end the best configuration is applied and left
+in place, and the host CPU time the tuner's thread used is logged and kept in
+``ctx.notes["host_cpu_s"]``. No tokens.
 """
 
 from __future__ import annotations
@@ -115,7 +117,9 @@ class _Tuner(Agent):
                                 f"{len(self.history)} candidates; host CPU {cpu} s" + (f"; errors {errors}" if errors else ""))
         ctx.trajectory.log("tuner_summary", agent=self.name, best=best.to_dict(), best_label=best.label,
                            best_score=self.best_score, candidates=len(self.history), host_cpu_s=cpu, tokens=0)
-        if limit is not None:
+        # the step budget is the tuner's trial count: spending it is the normal end;
+        # any other limit (wall time) is a real overrun and is reported as such
+        if limit is not None and limit.kind != "steps":
             raise limit
 
 

@@ -158,11 +158,9 @@ def test_tuners_spend_the_budget_log_candidates_and_keep_the_best(tmp_path, monk
 
     guest = StubGuest(monkeypatch, score)
     ctx = ctx_for(tmp_path, guest, steps=12)
-    from harness.limits import LimitExceeded
-
-    with pytest.raises(LimitExceeded):
-        make_agent(name, **({} if name == "bandit" else {"runs_per_candidate": 1})).run(ctx)
+    make_agent(name, **({} if name == "bandit" else {"runs_per_candidate": 1})).run(ctx)  # spent: a normal end
     ev = _events(tmp_path)
+    assert any(e["type"] == "limit" and e["kind"] == "steps" for e in ev)
     cands = [e for e in ev if e["type"] == "candidate"]
     assert ctx.budget.usage.steps == 12 and len(cands) == 12
     assert all({"label", "config", "score", "metrics"} <= set(e) for e in cands)
@@ -244,3 +242,14 @@ def test_check_env_passes_with_a_stub_guest(monkeypatch, space):
         obs, r, term, trunc, info = env.step(env.action_space.sample())
         assert r == pytest.approx(info["ratio"] - 1 + (0.1 if info["slo_met"] else -0.1))
     assert trunc and not term
+
+
+def test_tuner_reports_a_wall_time_overrun(tmp_path, monkeypatch):
+    from harness.limits import LimitExceeded
+
+    guest = StubGuest(monkeypatch, lambda cfg: 4.0)
+    ctx = ctx_for(tmp_path, guest, steps=100)
+    ctx.budget.budget.wall_s = 0.0
+    with pytest.raises(LimitExceeded) as e:
+        make_agent("random").run(ctx)
+    assert e.value.kind == "wall_s" and guest.applied[-1] == tuning.Config()  # the defaults left in place
