@@ -65,8 +65,12 @@ _VOLATILE = re.compile(r"^(kernel\.ns_last_pid|kernel\.random\.|kernel\.pty\.nr|
 
 def _sysctls(sb) -> dict[str, str]:
     r = sb.run("sysctl -a 2>/dev/null | grep -E '^(kernel|vm|net\\.core)\\.' ", timeout=60, max_output=4 << 20)
+    # EEVDF's knobs live in debugfs (since 5.13), not in sysctl: record them too
+    d = sb.run("for f in base_slice_ns migration_cost_ns nr_migrate features latency_warn_ms latency_warn_once "
+               "tunable_scaling preempt; do p=/sys/kernel/debug/sched/$f; [ -f $p ] && "
+               "echo \"$p = $(tr '\\n' ' ' < $p)\"; done", timeout=60)
     out = {}
-    for line in r.stdout.splitlines():
+    for line in r.stdout.splitlines() + d.stdout.splitlines():
         k, _, v = line.partition(" = ")
         if not _VOLATILE.match(k.strip()):
             out[k.strip()] = v.strip()
