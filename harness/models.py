@@ -63,6 +63,7 @@ class Usage(BaseModel):
     cost_usd: float | None = 0.0  # None: unknown (the model has no price in prices.yaml)
     wall_s: float = 0.0
     guest_cpu_s: float | None = None
+    host_cpu_s: float | None = None  # CPU time of the agent's thread on the host (tuners' own compute)
     energy_j: float | None = None
     energy_note: str = ""
 

@@ -49,6 +49,9 @@ def rows(results: list[TrialResult]) -> list[dict]:
             "backend": ", ".join(sorted({r.backend or "none" for r in rs})),
             "model": ", ".join(sorted({r.model or "-" for r in rs})),
             "malformed_tool_calls": sum(r.malformed_tool_calls for r in rs),
+            "wall_s": round(sum(r.usage.wall_s for r in rs), 1),  # the agent phase, all attempts
+            "host_cpu_s": (round(sum(r.usage.host_cpu_s for r in rs if r.usage.host_cpu_s is not None), 2)
+                           if any(r.usage.host_cpu_s is not None for r in rs) else None),
             "failures": sorted({r.failure_kind for r in rs if r.failure_kind != "none"}),
         })
     return out

@@ -22,6 +22,7 @@ from sandbox.guest import (SCX_BIN, SchedulerError, list_schedulers, sched_ext_s
 from sandbox.scx import verify as scx_verify
 
 from . import goal as goal_mod
+from . import telemetry
 from .agents.base import AgentContext
 from .limits import LimitExceeded
 
@@ -81,30 +82,6 @@ MCP_TOOLS = ["list_schedulers", "start_scheduler", "stop_scheduler", "scheduler_
 TUNING = {"write_file", "start_scheduler", "create_and_verify_scheduler", "sysctl_set"}
 _SYSCTL = re.compile(r"[a-z0-9_][a-z0-9_.\-/]*")
 
-_MONITOR = r'''
-import json, os, subprocess, sys, time
-def snap():
-    st = {l.split()[0]: l.split()[1:] for l in open("/proc/stat")}
-    cpu = [int(x) for x in st["cpu"]]
-    wait = cnt = 0
-    for l in open("/proc/schedstat"):
-        f = l.split()
-        if f[0].startswith("cpu") and len(f) >= 10:
-            wait += int(f[8]); cnt += int(f[9])
-    return sum(cpu), cpu[3] + cpu[4], int(st["ctxt"][0]), wait, cnt, int(st["procs_running"][0])
-s = float(sys.argv[1]); a = snap(); rq = []
-t0 = time.time()
-while time.time() - t0 < s:
-    time.sleep(min(0.25, s)); rq.append(snap()[5])
-b = snap(); dt = time.time() - t0
-tot, idle = b[0] - a[0], b[1] - a[1]
-top = subprocess.run(["ps", "-eo", "pid,comm,pcpu,nlwp", "--sort=-pcpu"], capture_output=True, text=True).stdout
-print(json.dumps({"interval_s": round(dt, 2), "cpu_util_pct": round(100 * (tot - idle) / max(tot, 1), 1),
-    "ctx_switches_per_s": round((b[2] - a[2]) / dt, 1), "runqueue_len_mean": round(sum(rq) / max(len(rq), 1), 2),
-    "runq_wait_us_per_sched": round((b[3] - a[3]) / 1000 / max(b[4] - a[4], 1), 2),
-    "loadavg": open("/proc/loadavg").read().split()[:3], "ncpu": os.cpu_count(),
-    "top": top.splitlines()[:8]}))
-'''
 
 
 class TrialTools:
@@ -242,11 +219,10 @@ class TrialTools:
     def t_system_monitor(self, seconds: float = 2.0, latency_histogram: bool = False) -> dict:
         s = max(0.5, min(float(seconds), 30.0))
         sb = self.ctx.sandbox
-        r = sb.run(f"python3 -c {shlex.quote(_MONITOR)} {s}", timeout=s + 60)
         try:
-            out = json.loads(r.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return {"error": (r.stderr or r.stdout).strip()[-2000:]}
+            out = telemetry.monitor(sb, s)
+        except telemetry.TelemetryError as e:
+            return {"error": str(e)}
         st = sched_ext_state(sb)
         out["sched_ext"] = {"state": st.state, "ops": st.ops}
         if latency_histogram:

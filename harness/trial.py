@@ -65,8 +65,12 @@ _VOLATILE = re.compile(r"^(kernel\.ns_last_pid|kernel\.random\.|kernel\.pty\.nr|
 
 def _sysctls(sb) -> dict[str, str]:
     r = sb.run("sysctl -a 2>/dev/null | grep -E '^(kernel|vm|net\\.core)\\.' ", timeout=60, max_output=4 << 20)
+    # EEVDF's knobs live in debugfs (since 5.13), not in sysctl: record them too
+    d = sb.run("for f in base_slice_ns migration_cost_ns nr_migrate features latency_warn_ms latency_warn_once "
+               "tunable_scaling preempt; do p=/sys/kernel/debug/sched/$f; [ -f $p ] && "
+               "echo \"$p = $(tr '\\n' ' ' < $p)\"; done", timeout=60)
     out = {}
-    for line in r.stdout.splitlines():
+    for line in r.stdout.splitlines() + d.stdout.splitlines():
         k, _, v = line.partition(" = ")
         if not _VOLATILE.match(k.strip()):
             out[k.strip()] = v.strip()
@@ -89,6 +93,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
             text = f"trial run {rec.get('metrics') or rec.get('error')}"
         elif kind == "goal":
             text = f"declared goal {rec['declared']['metric']} ({rec['declared']['direction']})"
+        elif kind == "candidate":  # the classic tuners (harness/agents/tuners.py)
+            text = f"candidate {rec['label']}: {rec['score']}" + (f" ({'; '.join(rec['errors'])})" if rec["errors"] else "")
         elif kind == "mcp_ready":
             text = f"MCP server ready: {rec['url']}"
         elif kind == "malformed_tool_call":
@@ -164,6 +170,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                            files_dir=trial_dir / "files", model=cfg.model, trial_run=trial_run,
                            slo_hint=cfg.slo_hint, interface=cfg.interface, trial_dir=trial_dir)
         cpu0 = tuned.qemu_cpu_s()
+        hcpu0 = time.thread_time()
         e0, enote = _energy_counter()
         with phase("agent"):
             try:
@@ -179,6 +186,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                 fail("agent_error", f"{type(e).__name__}: {e}")
                 traj.log("traceback", text=traceback.format_exc())
         tracker.usage.wall_s = res.phases_s.get("agent", 0.0)
+        tracker.usage.host_cpu_s = round(time.thread_time() - hcpu0, 3)
         cpu1 = tuned.qemu_cpu_s()
         e1, _ = _energy_counter()
         tracker.usage.guest_cpu_s = round(cpu1 - cpu0, 3) if cpu0 is not None and cpu1 is not None else None

@@ -14,6 +14,10 @@ REGISTRY = {
     "replay": ("harness.agents.replay", "ReplayAgent"),
     "external": ("harness.agents.external", "ExternalAgent"),
     "openai": ("harness.agents.openai_agent", "OpenAIAgent"),
+    # classic autotuners over the Gym environment's action spaces (harness/tuning.py)
+    "optuna": ("harness.agents.tuners", "OptunaTuner"),
+    "bandit": ("harness.agents.tuners", "BanditTuner"),
+    "random": ("harness.agents.tuners", "RandomTuner"),
 }
 CLI_PREFIX = "cli:"  # cli:<name>: a coding-agent CLI from harness/cli_agents.yaml
 

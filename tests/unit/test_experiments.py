@@ -63,6 +63,6 @@ def test_tables_group_by_backend_and_model_and_show_unknown_cost():
     assert set(t) == {"anthropic", "openai", "cli"}
     assert t["openai"]["model"] == "gemma" and t["openai"]["workloads"][0]["cost_usd"] is None
     md = render("rq1", rs, by=("backend", "model"))
-    assert "| openai / gemma | openai | gemma | a |" in md and next(x for x in md.splitlines() if x.startswith("| openai")).endswith("| unknown |")
+    assert "| openai / gemma | openai | gemma | a |" in md and next(x for x in md.splitlines() if x.startswith("| openai")).endswith("| unknown | 0.0 | - |")
     assert set(rq1(rs, ("model",))) == {"m1", "gemma"}
     assert rq1(rs, ("model",))["m1"]["backend"] == "anthropic, cli"
