@@ -133,10 +133,14 @@ class EventLog:
 def read_events(d: Path, offset: int = 0) -> tuple[list[dict], int]:
     """Events appended to ``d/events.jsonl`` since byte ``offset``; returns them and the new
     offset. A half-written last line is left for the next call."""
-    p = d / EVENTS_FILE
-    if not p.is_file():
+    return tail_jsonl(d / EVENTS_FILE, offset)
+
+
+def tail_jsonl(path: Path, offset: int = 0) -> tuple[list[dict], int]:
+    """Records appended to a JSONL file since byte ``offset`` (a partial last line waits)."""
+    if not path.is_file():
         return [], offset
-    with open(p, "rb") as f:
+    with open(path, "rb") as f:
         f.seek(offset)
         chunk = f.read()
     end = chunk.rfind(b"\n") + 1

@@ -76,7 +76,7 @@ class Image:
             p = self.folder / name
             if name == "base.qcow2" and not full and self._stamp_ok(p):
                 continue
-            if not p.is_file() or _sha256(p) != want:
+            if not p.is_file() or sha256_file(p) != want:
                 bad.append(name)
             elif name == "base.qcow2":
                 (self.folder / ".verified").write_text(json.dumps(_stat_key(p)))
@@ -100,9 +100,9 @@ class Image:
         }
 
 
-def _sha256(p: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(p, "rb") as f:
+    with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()

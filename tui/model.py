@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.job import job_state, read_events, trial_ids
+from harness.job import job_state, read_events, tail_jsonl, trial_ids
 from harness.models import JobConfig
 
 CATEGORY_ORDER = ["cpu", "latency", "server", "data", "gpu"]
@@ -447,23 +447,6 @@ class JobMonitor:
 
 
 # ---------------------------------------------------------------- tails
-
-def tail_jsonl(path: Path, offset: int = 0) -> tuple[list[dict], int]:
-    """Records appended to a JSONL file since byte ``offset`` (a partial last line waits)."""
-    if not path.is_file():
-        return [], offset
-    with open(path, "rb") as f:
-        f.seek(offset)
-        chunk = f.read()
-    end = chunk.rfind(b"\n") + 1
-    out = []
-    for line in chunk[:end].splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out, offset + end
-
 
 def rewritten(path: Path, offset: int) -> bool:
     """The file is shorter than what was read of it: it was recreated (a trial that
