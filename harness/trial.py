@@ -105,7 +105,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
             return
         u = tracker.usage
         events("agent", {"trial": cfg.trial_id, "text": text, "steps": u.steps,
-                         "tokens": u.input_tokens + u.output_tokens, "cost_usd": round(u.cost_usd, 4)})
+                         "tokens": u.input_tokens + u.output_tokens,
+                         "cost_usd": None if u.cost_usd is None else round(u.cost_usd, 4)})
 
     traj = Trajectory(trial_dir / "trajectory.jsonl", on_log=progress)
     res = TrialResult(trial_id=cfg.trial_id, workload=cfg.workload, agent=cfg.agent, model=cfg.model,

@@ -266,7 +266,7 @@ class TrialRow:
     failure_kind: str = "none"
     steps: int = 0
     tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0  # None: the model has no price (unknown, never zero)
     last: str = ""
 
     @property
@@ -322,7 +322,7 @@ def fmt_tokens(n: int) -> str:
 def row_cells(r: TrialRow, now: float | None = None) -> tuple[str, ...]:
     imp, est = r.improvement()
     return (r.trial, r.phase, bar(r.progress()), fmt_s(r.elapsed(now)), str(r.steps), fmt_tokens(r.tokens),
-            f"{r.cost_usd:.2f}", fmt_ratio(imp, est))
+            fmt_cost(r.cost_usd), fmt_ratio(imp, est))
 
 
 ROW_COLUMNS = ("trial", "phase", "progress", "time", "steps", "tokens", "$", "improv.")
@@ -381,7 +381,7 @@ class JobMonitor:
         u = raw.get("usage") or {}
         row.steps = int(u.get("steps", 0))
         row.tokens = int(u.get("input_tokens", 0)) + int(u.get("output_tokens", 0))
-        row.cost_usd = float(u.get("cost_usd", 0.0))
+        row.cost_usd = _cost(u.get("cost_usd", 0.0))
         row.elapsed_s = (raw.get("phases_s") or {}).get("total")
         pm = raw.get("primary_metric", "")
         row.baseline = [r[pm] for r in raw.get("baseline_runs", []) if pm in r]
@@ -428,7 +428,7 @@ class JobMonitor:
                 if k in e:
                     setattr(row, k, int(e[k]))
             if "cost_usd" in e:
-                row.cost_usd = float(e["cost_usd"])
+                row.cost_usd = _cost(e["cost_usd"])
         elif kind == "measure":
             row.measured += 1
             if not e.get("warmup"):
@@ -444,6 +444,14 @@ class JobMonitor:
 
     def progress(self) -> float:
         return sum(r.progress() for r in self.rows.values()) / max(1, len(self.rows))
+
+
+def _cost(v) -> float | None:
+    return None if v is None else float(v)
+
+
+def fmt_cost(v: float | None) -> str:
+    return "?" if v is None else f"{v:.2f}"
 
 
 # ---------------------------------------------------------------- tails
@@ -592,7 +600,7 @@ class ResultRow:
     slo_met: bool | None
     steps: int
     tokens: int
-    cost_usd: float
+    cost_usd: float | None
     failure_kind: str
     goal: str = ""  # RQ2 goal inference verdict, when result.json has one
     declared: str = ""  # the goal the agent declared
@@ -602,7 +610,7 @@ class ResultRow:
         ci = f"{self.ci95[0]:.2f}-{self.ci95[1]:.2f}" if self.ci95 else "-"
         slo = "-" if self.slo_met is None else ("met" if self.slo_met else "no")
         return (self.workload, fmt_ratio(self.improvement), ci, slo, str(self.steps), fmt_tokens(self.tokens),
-                f"{self.cost_usd:.2f}", "-" if self.failure_kind == "none" else self.failure_kind, self.goal or "-",
+                fmt_cost(self.cost_usd), "-" if self.failure_kind == "none" else self.failure_kind, self.goal or "-",
                 self.declared or "-", self.agent, self.interface or "-", self.model or "-", self.job)
 
 
@@ -651,7 +659,7 @@ def result_rows(jobs: list[JobInfo]) -> list[ResultRow]:
                 ci95=(float(ci[0]), float(ci[1])) if ci else None,
                 slo_met=slo.get("tuned_met") if "tuned_met" in slo else None,
                 steps=int(u.get("steps", 0)), tokens=int(u.get("input_tokens", 0)) + int(u.get("output_tokens", 0)),
-                cost_usd=float(u.get("cost_usd", 0.0)), failure_kind=raw.get("failure_kind", "none"),
+                cost_usd=_cost(u.get("cost_usd", 0.0)), failure_kind=raw.get("failure_kind", "none"),
                 goal=goal, declared=declared, interface=raw.get("interface", "")))
     return out
 

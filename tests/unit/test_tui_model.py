@@ -313,3 +313,16 @@ def test_old_job_without_events_marks_interrupted_trials(tmp_path):
     assert [r.phase for r in m.rows.values()] == ["done", "interrupted", "failed"]
     assert model.resume_command(JOB_ID, "py") == ["py", "-m", "harness.cli", "jobs", "resume", JOB_ID,
                                                   "--display", "jsonl"]
+
+
+def test_unknown_cost_is_shown_as_unknown_not_zero(tmp_path):
+    root, _ = _two_jobs(tmp_path)
+    p = next(root.glob("*/hackbench__*/result.json"))
+    r = json.loads(p.read_text())
+    r["usage"]["cost_usd"] = None  # a model missing from the price table
+    p.write_text(json.dumps(r))
+    rows = model.result_rows(model.list_jobs(root))
+    unknown = [x for x in rows if x.cost_usd is None]
+    assert len(unknown) == 1 and "?" in unknown[0].cells()
+    assert model.sort_rows(rows, "$")[-1].cost_usd is None  # sorts last, no crash
+    assert model.fmt_cost(None) == "?" and model.fmt_cost(0.0123) == "0.01"

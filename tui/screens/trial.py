@@ -63,7 +63,7 @@ class TrialScreen(Screen):
         line1 = (f"{r.get('trial_id', self.trial_dir.name)}  {r.get('status', '?')}{fail}  "
                  f"{model.fmt_ratio(imp.get('ratio'))}{ci_s}{p_s}")
         line2 = (f"SLO {slo_s} ({slo_def_s or 'n/a'})  steps {u.get('steps', 0)}  tokens "
-                 f"{u.get('input_tokens', 0) + u.get('output_tokens', 0)}  ${u.get('cost_usd', 0):.2f}  "
+                 f"{u.get('input_tokens', 0) + u.get('output_tokens', 0)}  ${model.fmt_cost(u.get('cost_usd', 0))}  "
                  f"{model.fmt_s((r.get('phases_s') or {}).get('total'))}")
         return line1 + "\n" + line2
 
