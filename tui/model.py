@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.job import job_state, read_events, tail_jsonl, trial_ids
+from harness.job import job_state, read_events, tail_jsonl, trial_ids  # noqa: F401  (tail_jsonl: used by screens as model.tail_jsonl)
 from harness.models import JobConfig
 
 CATEGORY_ORDER = ["cpu", "latency", "server", "data", "gpu"]

@@ -22,7 +22,6 @@ sent to the guest, nor written to the trajectory or any log.
 
 from __future__ import annotations
 
-import json
 import os
 
 import anthropic

@@ -109,18 +109,17 @@ def test_mcp_stdio_session_creates_and_verifies_schedulers(tmp_path):
 
     async def session():
         out = {}
-        with open(tmp_path / "server.err", "w") as errlog:
-            async with Client(params, read_timeout_seconds=900) as c:
-                out["tools"] = {t.name for t in (await c.list_tools()).tools}
+        async with Client(params, read_timeout_seconds=900) as c:
+            out["tools"] = {t.name for t in (await c.list_tools()).tools}
 
-                async def call(name, args):
-                    r = await c.call_tool(name, args)
-                    return "\n".join(x.text for x in r.content)
+            async def call(name, args):
+                r = await c.call_tool(name, args)
+                return "\n".join(x.text for x in r.content)
 
-                out["bad"] = json.loads(await call("create_and_verify_scheduler", {"name": "broken", "source": broken}))
-                out["good"] = json.loads(await call("create_and_verify_scheduler", {"name": "fifo", "source": fifo}))
-                out["status"] = json.loads(await call("scheduler_status", {}))
-                out["finish"] = await call("finish", {"summary": "fifo"})
+            out["bad"] = json.loads(await call("create_and_verify_scheduler", {"name": "broken", "source": broken}))
+            out["good"] = json.loads(await call("create_and_verify_scheduler", {"name": "fifo", "source": fifo}))
+            out["status"] = json.loads(await call("scheduler_status", {}))
+            out["finish"] = await call("finish", {"summary": "fifo"})
         return out
 
     out = asyncio.run(asyncio.wait_for(session(), 1500))
