@@ -42,6 +42,7 @@ from .stats import compare, slo_met, summarize_runs
 from .workload import WorkloadError, load_workload
 
 Events = Callable[[str, dict], None]
+LIVE_FILE = "live.json"  # present while the trial's sandboxes run
 
 
 def _write_json(path: Path, data: str) -> None:
@@ -148,6 +149,9 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                 if errors:
                     raise errors[0]
             res.kernel_release = sbs["tuned"].relay.guest_release
+            # where the tuned guest's console is while it runs (the TUI tails it); the
+            # trial folder gets its copy, console.log, when the sandbox closes
+            (trial_dir / LIVE_FILE).write_text(json.dumps({"console": str(sbs["tuned"].console_path)}))
             res.host_cores = list(cores) if cores else None
         tuned, base = sbs["tuned"], sbs["baseline"]
         with phase("setup"):
@@ -244,6 +248,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
     except (SandboxError, WorkloadError) as e:
         fail("infra_error", f"{type(e).__name__}: {e}")
     finally:
+        (trial_dir / LIVE_FILE).unlink(missing_ok=True)
         for role, sb in sbs.items():
             with contextlib.suppress(Exception):
                 sb.close(keep_console=trial_dir / ("console.log" if role == "tuned" else f"console-{role}.log"),

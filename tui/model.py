@@ -465,6 +465,19 @@ def rewritten(path: Path, offset: int) -> bool:
         return False
 
 
+def console_path(trial_dir: Path) -> Path | None:
+    """The trial's guest console: its saved copy once the VM closed, else the live file
+    the running trial announces in ``live.json``."""
+    saved = trial_dir / "console.log"
+    if saved.is_file():
+        return saved
+    try:
+        live = Path(json.loads((trial_dir / "live.json").read_text())["console"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return live if live.is_file() else None
+
+
 def tail_text(path: Path, lines: int = 200, max_bytes: int = 256 << 10) -> str:
     """The last ``lines`` lines of a text file ('' if it does not exist)."""
     try:

@@ -326,3 +326,16 @@ def test_unknown_cost_is_shown_as_unknown_not_zero(tmp_path):
     assert len(unknown) == 1 and "?" in unknown[0].cells()
     assert model.sort_rows(rows, "$")[-1].cost_usd is None  # sorts last, no crash
     assert model.fmt_cost(None) == "?" and model.fmt_cost(0.0123) == "0.01"
+
+
+def test_console_path_is_live_while_running_then_the_saved_copy(tmp_path):
+    trial = tmp_path / "t"
+    trial.mkdir()
+    assert model.console_path(trial) is None
+    live = tmp_path / "run" / "console.log"
+    live.parent.mkdir()
+    live.write_text("[    0.1] booting\n")
+    (trial / "live.json").write_text(json.dumps({"console": str(live)}))
+    assert model.console_path(trial) == live and "booting" in model.tail_text(model.console_path(trial))
+    (trial / "console.log").write_text("saved copy\n")  # the sandbox closed
+    assert model.console_path(trial) == trial / "console.log"

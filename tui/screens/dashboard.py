@@ -110,7 +110,8 @@ class DashboardScreen(Screen):
         self.traj_count += len(recs)
 
     def update_console(self, trial: str | None) -> None:
-        text = model.tail_text(self.job_dir / trial / "console.log", 200) if trial else ""
+        path = model.console_path(self.job_dir / trial) if trial else None
+        text = model.tail_text(path, 200) if path else ""
         if not text and trial:
             text = "(no console.log yet)"
         if text != self.console_text:
