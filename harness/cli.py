@@ -279,7 +279,7 @@ def cmd_jobs_resume(a) -> int:
     from harness.job import Display, load_job
 
     d, cfg = load_job(a.job_id)
-    a.recipe, a.vcpus, a.memory = None, 2, 4096
+    a.recipe, a.vcpus, a.memory = None, VM_DEFAULTS["vcpus"], VM_DEFAULTS["memory"]
     return _run_and_report(d, cfg, _backend(a), Display(a.display))
 
 
@@ -325,7 +325,6 @@ def cmd_mcp_serve(a) -> int:
     if a.transport == "stdio" and len(cfg.workloads) * cfg.attempts > 1:
         return _err("the stdio transport serves one trial (the client ends the process with its session); "
                     "use --transport http for a job of several trials")
-    a.recipe = getattr(a, "recipe", None)
     be = _backend(a)
     if d is None:
         d = create_job(cfg, be)
@@ -435,7 +434,8 @@ def _run_experiment_grid(a) -> list[str] | None:
                 ns = _ap.Namespace(workloads=a.workloads, agent=agent, model=model, attempts=a.attempts,
                                    parallel=1, size=a.size, repeat=a.repeat, display=a.display,
                                    no_slo_hint=a.rq == "rq2", max_steps=a.max_steps, max_wall_s=None,
-                                   max_cost=None, job_id=jid, recipe=None, vcpus=2, memory=4096, interface=iface,
+                                   max_cost=None, job_id=jid, recipe=None, vcpus=VM_DEFAULTS["vcpus"],
+                                   memory=VM_DEFAULTS["memory"], interface=iface,
                                    base_url=getattr(a, "base_url", None))
                 rc = cmd_run(ns)
                 if rc not in (0, 1):
@@ -483,6 +483,16 @@ def cmd_report(a) -> int:
     return 0
 
 
+VM_DEFAULTS = {"vcpus": 2, "memory": 4096}
+
+
+def _vm_options(p: argparse.ArgumentParser) -> None:
+    """The guest image and VM shape options every command that opens sandboxes takes."""
+    p.add_argument("--recipe", default=None)
+    p.add_argument("--vcpus", type=int, default=VM_DEFAULTS["vcpus"])
+    p.add_argument("--memory", type=int, default=VM_DEFAULTS["memory"], help="MiB")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="schedcp", description="schedcp-bench: agentic OS optimization benchmark")
     sub = p.add_subparsers(dest="group", required=True)
@@ -503,9 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, fn, hlp in (("shell", cmd_sandbox_shell, "interactive shell in a fresh VM"),
                           ("exec", cmd_sandbox_exec, "run one command in a fresh VM")):
         sp = sbx.add_parser(name, help=hlp)
-        sp.add_argument("--recipe", default=None)
-        sp.add_argument("--vcpus", type=int, default=2)
-        sp.add_argument("--memory", type=int, default=4096, help="MiB")
+        _vm_options(sp)
         if name == "exec":
             sp.add_argument("--timeout", type=float, default=600.0)
             sp.add_argument("cmd", nargs=argparse.REMAINDER)
@@ -525,9 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     wr.add_argument("--size", choices=["smoke", "full"], default="smoke")
     wr.add_argument("--repeat", type=int, default=None, help="measured runs (after the warm-up)")
     wr.add_argument("--json", action="store_true")
-    wr.add_argument("--recipe", default=None)
-    wr.add_argument("--vcpus", type=int, default=2)
-    wr.add_argument("--memory", type=int, default=4096, help="MiB")
+    _vm_options(wr)
     wr.set_defaults(fn=cmd_workloads_run)
 
     r = sub.add_parser("run", help="run a benchmark job (headless)")
@@ -550,9 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-wall-s", type=float, default=None)
     r.add_argument("--max-cost", type=float, default=None)
     r.add_argument("--job-id", default=None)
-    r.add_argument("--recipe", default=None)
-    r.add_argument("--vcpus", type=int, default=2)
-    r.add_argument("--memory", type=int, default=4096, help="MiB")
+    _vm_options(r)
     r.set_defaults(fn=cmd_run)
 
     jb = sub.add_parser("jobs", help="list and resume jobs").add_subparsers(dest="verb", required=True)
@@ -578,8 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("--max-steps", type=int, default=None, help="tool calls")
     ms.add_argument("--max-wall-s", type=float, default=None)
     ms.add_argument("--job-id", default=None)
-    ms.add_argument("--vcpus", type=int, default=2)
-    ms.add_argument("--memory", type=int, default=4096, help="MiB")
+    _vm_options(ms)
     ms.set_defaults(fn=cmd_mcp_serve)
 
     tr = sub.add_parser("try", help="compile, load and measure an untrusted sched_ext scheduler in a fresh VM")
@@ -589,9 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--repeat", type=int, default=3)
     tr.add_argument("--name", default=None, help="scheduler name (default: from the file name)")
     tr.add_argument("--json", action="store_true")
-    tr.add_argument("--recipe", default=None)
-    tr.add_argument("--vcpus", type=int, default=2)
-    tr.add_argument("--memory", type=int, default=4096, help="MiB")
+    _vm_options(tr)
     tr.set_defaults(fn=cmd_try)
 
     ex = sub.add_parser("experiment", help="run the paper's RQ1/RQ2/RQ3 grids and print their tables")
