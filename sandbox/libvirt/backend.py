@@ -336,7 +336,19 @@ class LibvirtBackend:
              cores: tuple[int, ...] | None = None) -> "LibvirtSandbox":
         """A fresh sandbox restored from this slot's saved state (about a second). With
         ``cores``, vCPU i runs on host core ``cores[i % len(cores)]`` and QEMU's other
-        threads on those cores too (so trials given disjoint cores never share one)."""
+        threads on those cores too (so trials given disjoint cores never share one).
+
+        A restored guest that never answers SSH (seen rarely on a loaded host: the
+        restore returns but the guest's SSH server stays silent) is destroyed and
+        restored once more from the same state before the open fails."""
+        try:
+            return self._open_once(job, trial, ready_timeout, cores)
+        except BootTimeout as e:
+            self.events("restore_retry", {"job": job, "trial": trial or "", "reason": str(e)[:300]})
+            return self._open_once(job, trial, ready_timeout, cores)
+
+    def _open_once(self, job: str, trial: str | None, ready_timeout: float,
+                   cores: tuple[int, ...] | None) -> "LibvirtSandbox":
         t0 = time.monotonic()
         slot, slot_fd = self._acquire_slot()
         try:

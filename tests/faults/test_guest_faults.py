@@ -159,3 +159,40 @@ def test_libvirtd_restarted_under_a_running_sandbox(backend):
         assert sb.name not in [d.name() for d in conn.listAllDomains()]  # destroyed through the new connection
     finally:
         conn.close()
+
+
+def test_silent_restored_guest_is_restored_again(backend, monkeypatch):
+    """A restored guest that never answers SSH (here: paused by the test the moment it
+    appears) is destroyed and restored once more; the second restore is used."""
+    seen: list[tuple[str, dict]] = []
+    monkeypatch.setattr(backend, "events", lambda kind, data: seen.append((kind, data)))
+    conn = libvirt.open("qemu:///system")
+    before = {d.name() for d in conn.listAllDomains()}
+    paused: list[str] = []
+    stop = threading.Event()
+
+    def pause_first():
+        while not stop.is_set() and not paused:
+            for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+                if d.name() not in before:
+                    try:
+                        d.suspend()
+                        paused.append(d.name())
+                    except libvirt.libvirtError:
+                        pass  # not fully started yet: next poll
+                    break
+            time.sleep(0.02)
+
+    th = threading.Thread(target=pause_first)
+    th.start()
+    try:
+        with backend.open(job="faults", trial="silent", ready_timeout=8) as sb:
+            assert paused, "the test did not pause the first restore"
+            assert sb.dom.info()[0] == libvirt.VIR_DOMAIN_RUNNING
+            assert sb.run("echo second-restore").stdout.strip() == "second-restore"
+        retries = [d for k, d in seen if k == "restore_retry"]
+        assert len(retries) == 1 and "not reachable over SSH" in retries[0]["reason"], seen
+    finally:
+        stop.set()
+        th.join()
+        conn.close()

@@ -44,6 +44,8 @@ def test_goal_declarations_are_scored(backend, api, tmp_path, monkeypatch):  # n
     d = create_job(cfg, backend)
     res = {r.attempt: r for r in run_job(d, cfg, backend, lambda k, e: None, agent_kwargs={"backoff_s": 0.1})}
     good, bad = res[0], res[1]
+    for r in (good, bad):
+        assert r.goal is not None, (r.attempt, r.failure_kind, r.failure)
     assert good.goal["correct"] is True and good.goal["step"] == 2, good.goal
     assert good.goal["declared"]["metric"] == "completion time"
     assert bad.goal["correct"] is False and bad.goal["metric_ok"] is False and bad.goal["direction_ok"] is False
