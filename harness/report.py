@@ -43,7 +43,15 @@ def rows(results: list[TrialResult]) -> list[dict]:
             "slo_met": bool(best.slo.get("tuned_met")) if best else False,
             "steps": sum(r.usage.steps for r in rs),
             "tokens": sum(r.usage.input_tokens + r.usage.output_tokens for r in rs),
-            "cost_usd": round(sum(r.usage.cost_usd for r in rs), 4),
+            # unknown (None) when any trial's model has no price: never counted as zero
+            "cost_usd": (None if any(r.usage.cost_usd is None for r in rs)
+                         else round(sum(r.usage.cost_usd for r in rs), 4)),
+            "backend": ", ".join(sorted({r.backend or "none" for r in rs})),
+            "model": ", ".join(sorted({r.model or "-" for r in rs})),
+            "malformed_tool_calls": sum(r.malformed_tool_calls for r in rs),
+            "wall_s": round(sum(r.usage.wall_s for r in rs), 1),  # the agent phase, all attempts
+            "host_cpu_s": (round(sum(r.usage.host_cpu_s for r in rs if r.usage.host_cpu_s is not None), 2)
+                           if any(r.usage.host_cpu_s is not None for r in rs) else None),
             "failures": sorted({r.failure_kind for r in rs if r.failure_kind != "none"}),
         })
     return out
@@ -68,6 +76,10 @@ def _f(v, fmt="{:.3f}"):
     return "-" if v is None else fmt.format(v)
 
 
+def cost(v) -> str:
+    return "unknown" if v is None else f"{v:.4f}"
+
+
 def render(results: list[TrialResult], fmt: str = "md") -> str:
     rs, av = rows(results), averages(rows(results))
     if fmt == "json":
@@ -79,17 +91,26 @@ def render(results: list[TrialResult], fmt: str = "md") -> str:
         for r in rs:
             w.writerow({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in r.items()})
         return buf.getvalue()
-    lines = ["| workload | metric | baseline | tuned | best x | 95% CI | mean x | SLO | steps | tokens | cost $ | failures |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| workload | backend | model | metric | baseline | tuned | best x | 95% CI | mean x | SLO | steps | tokens "
+             "| cost $ | malformed calls | failures |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rs:
         ci = f"[{r['best_ci95'][0]:.3f}, {r['best_ci95'][1]:.3f}]" if r["best_ci95"] else "-"
-        lines.append(f"| {r['workload']} | {r['metric']} ({r['direction']}) | {_f(r['baseline'], '{:.4g}')} | "
+        lines.append(f"| {r['workload']} | {r['backend']} | {r['model']} | {r['metric']} ({r['direction']}) | {_f(r['baseline'], '{:.4g}')} | "
                      f"{_f(r['tuned'], '{:.4g}')} | {_f(r['best'])} | {ci} | {_f(r['mean'])} | "
-                     f"{'met' if r['slo_met'] else 'not met'} | {r['steps']} | {r['tokens']} | {r['cost_usd']:.4f} | "
-                     f"{', '.join(r['failures']) or '-'} |")
+                     f"{'met' if r['slo_met'] else 'not met'} | {r['steps']} | {r['tokens']} | {cost(r['cost_usd'])} | "
+                     f"{r['malformed_tool_calls']} | {', '.join(r['failures']) or '-'} |")
     lines.append("")
     lines.append(f"Average improvement: {_f(av['average'])}x; without outliers: {_f(av['average_no_outliers'])}x "
                  f"(outliers: {', '.join(av['outliers']) or 'none'}; rule: Tukey 1.5 IQR)")
+    g = [r for r in results if r.goal is not None]
+    if g:
+        ok = [r for r in g if r.goal.get("correct")]
+        steps = [r.goal["step"] for r in g if r.goal.get("step") is not None]
+        lines.append(f"Goal inference (--no-slo-hint): {len(ok)}/{len(g)} correct"
+                     + (f", declared at step {np.mean(steps):.1f} on average" if steps else "")
+                     + (f"; wrong: {', '.join(sorted(r.workload for r in g if not r.goal.get('correct')))}"
+                        if len(ok) < len(g) else ""))
     return "\n".join(lines)
 
 

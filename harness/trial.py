@@ -42,6 +42,7 @@ from .stats import compare, slo_met, summarize_runs
 from .workload import WorkloadError, WorkloadSkipped, gpu_refusal, load_workload
 
 Events = Callable[[str, dict], None]
+LIVE_FILE = "live.json"  # present while the trial's sandboxes run
 
 
 def _write_json(path: Path, data: str) -> None:
@@ -65,8 +66,12 @@ _VOLATILE = re.compile(r"^(kernel\.ns_last_pid|kernel\.random\.|kernel\.pty\.nr|
 
 def _sysctls(sb) -> dict[str, str]:
     r = sb.run("sysctl -a 2>/dev/null | grep -E '^(kernel|vm|net\\.core)\\.' ", timeout=60, max_output=4 << 20)
+    # EEVDF's knobs live in debugfs (since 5.13), not in sysctl: record them too
+    d = sb.run("for f in base_slice_ns migration_cost_ns nr_migrate features latency_warn_ms latency_warn_once "
+               "tunable_scaling preempt; do p=/sys/kernel/debug/sched/$f; [ -f $p ] && "
+               "echo \"$p = $(tr '\\n' ' ' < $p)\"; done", timeout=60)
     out = {}
-    for line in r.stdout.splitlines():
+    for line in r.stdout.splitlines() + d.stdout.splitlines():
         k, _, v = line.partition(" = ")
         if not _VOLATILE.match(k.strip()):
             out[k.strip()] = v.strip()
@@ -74,7 +79,9 @@ def _sysctls(sb) -> dict[str, str]:
 
 
 def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambda k, d: None,
-              agent_kwargs: dict | None = None) -> TrialResult:
+              agent_kwargs: dict | None = None, cores: tuple[int, ...] | None = None) -> TrialResult:
+    """Run one trial. ``cores``: host cores this trial's VMs run on (see job.run_job); None
+    leaves placement to the host's scheduler."""
     trial_dir.mkdir(parents=True, exist_ok=True)
     (trial_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
     def progress(rec: dict) -> None:  # the agent's steps, as they happen, for the display
@@ -85,15 +92,26 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
             text = f"{rec['name']} {json.dumps(rec.get('input'))[:120]}"
         elif kind == "trial_run":
             text = f"trial run {rec.get('metrics') or rec.get('error')}"
+        elif kind == "goal":
+            text = f"declared goal {rec['declared']['metric']} ({rec['declared']['direction']})"
+        elif kind == "candidate":  # the classic tuners (harness/agents/tuners.py)
+            text = f"candidate {rec['label']}: {rec['score']}" + (f" ({'; '.join(rec['errors'])})" if rec["errors"] else "")
+        elif kind == "mcp_ready":
+            text = f"MCP server ready: {rec['url']}"
+        elif kind == "malformed_tool_call":
+            text = f"malformed tool call {rec.get('name')!r}: {rec.get('reason')}"
         elif kind in ("api_error", "limit", "failure"):
             text = f"{kind} " + json.dumps({k: v for k, v in rec.items() if k not in ("t", "type")})
         else:
             return
-        events("agent", {"trial": cfg.trial_id, "text": text})
+        u = tracker.usage
+        events("agent", {"trial": cfg.trial_id, "text": text, "steps": u.steps,
+                         "tokens": u.input_tokens + u.output_tokens,
+                         "cost_usd": None if u.cost_usd is None else round(u.cost_usd, 4)})
 
     traj = Trajectory(trial_dir / "trajectory.jsonl", on_log=progress)
     res = TrialResult(trial_id=cfg.trial_id, workload=cfg.workload, agent=cfg.agent, model=cfg.model,
-                      attempt=cfg.attempt, image=backend.image.key)
+                      backend=cfg.backend, attempt=cfg.attempt, interface=cfg.interface, slo_hint=cfg.slo_hint, image=backend.image.key)
     tracker = BudgetTracker(cfg.budget, cfg.model)
     sbs: dict[str, object] = {}
     t_trial = time.monotonic()
@@ -123,7 +141,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
         with phase("reset"):
             # both restores at once: most of a restore is libvirt and QEMU waiting
             with ThreadPoolExecutor(2) as pool:
-                futs = {role: pool.submit(backend.open, job="trial", trial=cfg.trial_id + suffix)
+                futs = {role: pool.submit(backend.open, job="trial", trial=cfg.trial_id + suffix, cores=cores)
                         for role, suffix in (("tuned", ""), ("baseline", "-baseline"))}
                 errors = []
                 for role, fut in futs.items():
@@ -134,9 +152,13 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                 if errors:
                     raise errors[0]
             res.kernel_release = sbs["tuned"].relay.guest_release
+            # where the tuned guest's console is while it runs (the TUI tails it); the
+            # trial folder gets its copy, console.log, when the sandbox closes
+            (trial_dir / LIVE_FILE).write_text(json.dumps({"console": str(sbs["tuned"].console_path)}))
+            res.host_cores = list(cores) if cores else None
         tuned, base = sbs["tuned"], sbs["baseline"]
         with phase("setup"):
-            bench.setup(tuned, wl, cfg.size)
+            bench.setup(tuned, wl, cfg.size, hide_goal=not cfg.slo_hint)
             bench.setup(base, wl, cfg.size)
         default_sysctls = _sysctls(base)
 
@@ -153,8 +175,10 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                            cfg.slo_hint, cfg.budget)
         traj.log("instruction", text=text)
         ctx = AgentContext(sandbox=tuned, workload=wl, instruction=text, budget=tracker, trajectory=traj,
-                           files_dir=trial_dir / "files", model=cfg.model, trial_run=trial_run)
+                           files_dir=trial_dir / "files", model=cfg.model, trial_run=trial_run,
+                           slo_hint=cfg.slo_hint, interface=cfg.interface, trial_dir=trial_dir)
         cpu0 = tuned.qemu_cpu_s()
+        hcpu0 = time.thread_time()
         e0, enote = _energy_counter()
         with phase("agent"):
             try:
@@ -170,12 +194,20 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                 fail("agent_error", f"{type(e).__name__}: {e}")
                 traj.log("traceback", text=traceback.format_exc())
         tracker.usage.wall_s = res.phases_s.get("agent", 0.0)
+        tracker.usage.host_cpu_s = round(time.thread_time() - hcpu0, 3)
         cpu1 = tuned.qemu_cpu_s()
         e1, _ = _energy_counter()
         tracker.usage.guest_cpu_s = round(cpu1 - cpu0, 3) if cpu0 is not None and cpu1 is not None else None
         tracker.usage.energy_j = round(e1 - e0, 3) if e0 is not None and e1 is not None else None
         tracker.usage.energy_note = enote
         res.files_written = ctx.files_written
+        tools = ctx.notes.get("tools")
+        res.tool_calls = tools.calls if tools is not None else 0
+        res.malformed_tool_calls = ctx.notes.get("malformed_tool_calls", 0) + (tools.malformed if tools is not None else 0)
+        if not cfg.slo_hint:
+            res.goal = (tools.goal if tools is not None and tools.goal is not None
+                        else {"declared": None, "step": None, "correct": False, "metric_ok": False,
+                              "direction_ok": False, "truth": spec.goal.model_dump(include={"metric", "direction"})})
         tuned.check_alive()
         st = sched_ext_state(tuned)
         changed = {k: v for k, v in _sysctls(tuned).items() if default_sysctls.get(k) != v}
@@ -222,6 +254,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
     except (SandboxError, WorkloadError) as e:
         fail("infra_error", f"{type(e).__name__}: {e}")
     finally:
+        (trial_dir / LIVE_FILE).unlink(missing_ok=True)
         for role, sb in sbs.items():
             with contextlib.suppress(Exception):
                 sb.close(keep_console=trial_dir / ("console.log" if role == "tuned" else f"console-{role}.log"),

@@ -241,3 +241,14 @@ def parse_metrics(spec: WorkloadSpec, output: str) -> dict[str, float]:
             v = v * _TIME_UNITS[got] / _TIME_UNITS[m.unit]
         out[m.name] = v
     return out
+
+
+_GOAL_SENTENCE = re.compile(r"figure of merit|primary metric|lower is better|higher is better", re.I)
+
+
+def goal_free_description(text: str) -> str:
+    """The description without the sentences that state the goal (for --no-slo-hint:
+    the agent must infer it). By convention a spec states its figure of merit in a
+    sentence of its own."""
+    sentences = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+    return " ".join(s for s in sentences if not _GOAL_SENTENCE.search(s))

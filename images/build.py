@@ -10,7 +10,6 @@ under ``$SCHEDCP_HOME/logs/``.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import shlex
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from .recipe import GUEST_DIR, LoadedRecipe, RecipeError, load_recipe
-from .store import Image, ImageLock, find_image, home, images_dir
+from .store import Image, ImageLock, find_image, home, images_dir, sha256_file
 
 Log = Callable[[str], None]
 
@@ -39,14 +38,6 @@ MIN_FREE_BYTES = 24 * 2**30  # the rootfs, the raw filesystem and the qcow2 of t
 
 class BuildError(Exception):
     """An image build that cannot go on; the message says what to do."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _tool_version(cmd: list[str]) -> str:

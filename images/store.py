@@ -12,6 +12,7 @@ into place atomically, so a half-built image never appears here):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -66,6 +67,27 @@ class Image:
     client_key = property(lambda self: self.folder / "id_ed25519")
     known_hosts = property(lambda self: self.folder / "known_hosts")
 
+    def verify(self, full: bool = False) -> list[str]:
+        """Artefacts whose sha256 differs from the lock (empty: intact). The small files are
+        hashed every time; ``base.qcow2`` (gigabytes) when ``full``, or when its size,
+        mtime or inode changed since the last full check (stamp ``.verified``)."""
+        bad = []
+        for name, want in sorted(self.lock.digests.items()):
+            p = self.folder / name
+            if name == "base.qcow2" and not full and self._stamp_ok(p):
+                continue
+            if not p.is_file() or sha256_file(p) != want:
+                bad.append(name)
+            elif name == "base.qcow2":
+                (self.folder / ".verified").write_text(json.dumps(_stat_key(p)))
+        return bad
+
+    def _stamp_ok(self, p: Path) -> bool:
+        try:
+            return json.loads((self.folder / ".verified").read_text()) == _stat_key(p)
+        except (OSError, ValueError):
+            return False
+
     def summary(self) -> dict:
         return {
             "key": self.key,
@@ -76,6 +98,19 @@ class Image:
             "vmlinuz_sha256": self.lock.digests.get("vmlinuz", ""),
             "size_mib": round(sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file()) / 2**20),
         }
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _stat_key(p: Path) -> list:
+    st = p.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
 def find_image(key: str) -> Image | None:

@@ -35,6 +35,11 @@ class GuestCrashed(SandboxError):
         self.console_tail = console_tail
 
 
+class GuestUnresponsive(GuestCrashed):
+    """The guest still runs but no longer answers (its CPUs hogged, a scheduler that
+    starves sshd): a sandbox failure like a crash."""
+
+
 class RelayError(SandboxError):
     pass
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import Callable
 
 from images.build import build
@@ -22,5 +23,16 @@ def backend_for(recipe: str | None = None, shape: VMShape = VMShape(), *, build_
             raise SandboxUnavailable(f"image {lr.key} is not built: run `schedcp image build {lr.name}`")
         log(f"image for recipe {lr.name} is not built yet: building it (about 2 minutes)")
         image = build(lr.folder / "recipe.yaml", log=log)
+    bad = image.verify()
+    if bad:
+        from .base import SandboxUnavailable
+        from .libvirt.backend import states_root
+
+        msg = f"image {image.key} is corrupted: {', '.join(bad)} no longer match(es) image.lock.json"
+        if not build_missing:
+            raise SandboxUnavailable(msg + f"; rebuild it with `schedcp image build --force {lr.name}`")
+        log(msg + ": rebuilding it")
+        shutil.rmtree(states_root() / image.key, ignore_errors=True)  # saved states of the old base
+        image = build(lr.folder / "recipe.yaml", force=True, log=log)
     kwargs = {"events": events} if events else {}
     return LibvirtBackend(image, shape, **kwargs)

@@ -62,15 +62,23 @@ def start_scheduler(sb: Sandbox, name: str, args: str = "", timeout: float = 30.
     """Start a prebuilt example scheduler and wait until sched_ext reports it enabled."""
     if not re.fullmatch(r"scx_[a-z0-9_]+", name):
         raise SchedulerError(f"not a scheduler name: {name!r}")
+    return start_binary(sb, f"{SCX_BIN}/{name}", args, timeout)
+
+
+def start_binary(sb: Sandbox, binary: str, args: str = "", timeout: float = 30.0) -> ScxState:
+    """Start a scheduler's user-space loader detached (log in ``/var/log/schedcp/<name>.log``)
+    and wait until sched_ext reports it enabled; :class:`SchedulerError` with the loader's
+    output and the kernel's reason when it exits first or never gets there."""
+    name = binary.rsplit("/", 1)[-1]
     cur = sched_ext_state(sb)
     if cur.state != "disabled":
         raise SchedulerError(f"a scheduler is already attached ({cur.ops or cur.state}): stop it first")
-    log = f"/var/log/schedcp/{name}.log"
+    log = scheduler_log(name)
     r = sb.run(
-        f"test -x {SCX_BIN}/{name} || {{ echo 'no such scheduler: {name}' >&2; exit 2; }}; "
+        f"test -x {shlex.quote(binary)} || {{ echo 'no such scheduler: {name}' >&2; exit 2; }}; "
         f"mkdir -p /run/schedcp /var/log/schedcp; "
         f"setsid -f sh -c 'echo $$ > {PIDFILE}; exec \"$0\" \"$@\" > {log} 2>&1' "
-        f"{SCX_BIN}/{name} {' '.join(shlex.quote(a) for a in shlex.split(args))} < /dev/null",
+        f"{shlex.quote(binary)} {' '.join(shlex.quote(a) for a in shlex.split(args))} < /dev/null",
         timeout=30,
     )
     if r.returncode != 0:
@@ -86,6 +94,10 @@ def start_scheduler(sb: Sandbox, name: str, args: str = "", timeout: float = 30.
             raise SchedulerError(f"{name} exited before sched_ext was enabled: {tail} (dmesg: {_dmesg_reason(sb)})")
         time.sleep(0.2)
     raise SchedulerError(f"{name} did not reach state enabled in {timeout:.0f}s (dmesg: {_dmesg_reason(sb)})")
+
+
+def scheduler_log(name: str) -> str:
+    return f"/var/log/schedcp/{name}.log"
 
 
 def stop_scheduler(sb: Sandbox, timeout: float = 30.0) -> ScxState:

@@ -168,6 +168,7 @@ class Relay:
         self._shell_pid = 0
         self.guest_release = ""
         self._last_pid = 0  # last pid allocated in the guest when the previous command ended
+        self.kill_failed = False
 
     # -- connection -----------------------------------------------------------------
     def connect(self, timeout: float = 10.0, on_start: str | Callable[[], str] = "") -> None:
@@ -225,6 +226,18 @@ class Relay:
             raise RelayError(f"SSH link to {self.host}:{self.port} is down")
         return t
 
+    def _link_down(self, wait: float = 0.0) -> bool:
+        """True when the SSH transport is gone (given ``wait`` s to notice: a channel closes
+        a moment before its transport reports the broken socket)."""
+        deadline = time.monotonic() + wait
+        while True:
+            t = self.client.get_transport() if self.client else None
+            if t is None or not t.is_active():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
     @property
     def alive(self) -> bool:
         t = self.client.get_transport() if self.client else None
@@ -242,6 +255,7 @@ class Relay:
     # -- commands --------------------------------------------------------------------
     def exec_once(self, cmd: str, timeout: float = 10.0) -> tuple[int, bytes, bytes]:
         """One SSH exec channel per command: the slow path, for kills and comparisons."""
+        deadline = time.monotonic() + timeout
         chan = self._transport().open_session(timeout=timeout)
         chan.settimeout(timeout)
         try:
@@ -255,7 +269,10 @@ class Relay:
                 elif chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                     break
                 else:
-                    select.select([chan], [], [], timeout)
+                    left = deadline - time.monotonic()
+                    if left <= 0:  # a guest that accepted the channel but never answers
+                        raise socket.timeout()
+                    select.select([chan], [], [], min(left, 1.0))
             return chan.recv_exit_status(), out.getvalue(), err.getvalue()
         except socket.timeout:
             raise RelayError(f"exec of {cmd!r} timed out after {timeout}s") from None
@@ -267,6 +284,7 @@ class Relay:
         terminal). Returns when it ends, or kills it at ``timeout`` (``timed_out=True``)."""
         if not self.alive:
             self._reopen_shell()
+        self.kill_failed = False
         self._seq += 1
         seq, tok, chan = self._seq, self._token, self.chan
         out = _Stream(f"\n{tok} E {seq} ".encode(), max_output)
@@ -297,8 +315,11 @@ class Relay:
                         self._kill_command()
                     continue
                 if chan.exit_status_ready() or chan.closed:
-                    # The command ended the shell itself (exit, exec, set -e ...).
+                    # paramiko marks a channel of a dead transport as exited with -1
                     rc = chan.recv_exit_status() if chan.exit_status_ready() else -1
+                    if rc == -1 and self._link_down(wait=1.0):
+                        raise RelayError("SSH link broke during the command")
+                    # The command ended the shell itself (exit, exec, set -e ...).
                     while chan.recv_ready():
                         out.feed(chan.recv(1 << 16))
                     while chan.recv_stderr_ready():
@@ -326,7 +347,8 @@ class Relay:
         rc = int(end[0]) if end and end[0].lstrip("-").isdigit() else -1
         if len(end) > 1 and end[1].isdigit():
             self._last_pid = int(end[1])
-        meta = {k: True for k, v in (("shell_restarted", restarted), ("killed_for_output", flooded)) if v}
+        meta = {k: True for k, v in (("shell_restarted", restarted), ("killed_for_output", flooded),
+                                     ("kill_failed", self.kill_failed)) if v}
         return self._result(out, err, 124 if timed_out else rc, t0, timed_out, meta)
 
     @staticmethod
@@ -341,7 +363,7 @@ class Relay:
         try:
             self.exec_once(f"SHELLPID={self._shell_pid} LASTPID={self._last_pid} " + _KILLER, timeout=20)
         except (RelayError, paramiko.SSHException, OSError):
-            pass
+            self.kill_failed = True  # the guest did not even answer the killer
 
     def _kill_shell(self) -> None:
         try:
@@ -350,7 +372,16 @@ class Relay:
             pass
         self._reopen_shell()
 
+    def reconnect(self, timeout: float = 10.0) -> None:
+        """A new SSH connection and shell after the link broke (the guest still runs)."""
+        self.close()
+        self.connect(timeout=timeout)
+
     def _reopen_shell(self) -> None:
+        t = self.client.get_transport() if self.client else None
+        if t is None or not t.is_active():
+            self.reconnect()
+            return
         if self.chan is not None:
             try:
                 self.chan.close()

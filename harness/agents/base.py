@@ -7,9 +7,10 @@ still leaves data behind. The agent never reports its own score: the trial measu
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from sandbox.base import Sandbox
@@ -38,6 +39,20 @@ class Trajectory:
             self.on_log(rec)
 
 
+def host_copy_path(files_dir: Path, guest_path: str) -> Path:
+    """Where the host keeps its copy of a file the agent wrote at ``guest_path``: always
+    inside ``files_dir``. A path with ``..`` (or a NUL) is refused: agent-chosen names
+    must never reach outside the trial folder on the host."""
+    parts = PurePosixPath(guest_path).parts
+    if not guest_path or "\0" in guest_path or ".." in parts:
+        raise ValueError(f"refused path {guest_path!r}: use an absolute guest path without '..'")
+    local = (files_dir / "/".join(p for p in parts if p != "/")).resolve()
+    root = files_dir.resolve()
+    if local != root and root not in local.parents:
+        raise ValueError(f"refused path {guest_path!r}: outside the trial's files folder")
+    return local
+
+
 @dataclass
 class AgentContext:
     sandbox: Sandbox
@@ -48,6 +63,9 @@ class AgentContext:
     files_dir: Path  # host copy of every file the agent writes in the guest
     model: str | None = None
     trial_run: Callable[[], dict] = lambda: {}  # a harness-run trial of the workload the agent may see
+    slo_hint: bool = True  # False: the agent must infer and declare the goal (RQ2)
+    interface: str = "bash"  # bash | mcp
+    trial_dir: Path | None = None
     files_written: list[str] = field(default_factory=list)
     notes: dict = field(default_factory=dict)
 
@@ -57,13 +75,17 @@ class AgentContext:
         self.trajectory.log("command", cmd=cmd, **r.to_dict())
         return r.to_dict()
 
-    def write_file(self, path: str, content: str) -> None:
+    def write_file(self, path: str, content: str, log: bool = True) -> None:
+        local = host_copy_path(self.files_dir, path)  # refuses before anything is written
+        parent = path.rsplit("/", 1)[0]
+        if parent:
+            self.sandbox.run(f"mkdir -p {shlex.quote(parent)}", timeout=30)
         self.sandbox.put_file(path, content)
-        local = self.files_dir / path.lstrip("/")
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_text(content)
         self.files_written.append(path)
-        self.trajectory.log("write_file", path=path, bytes=len(content))
+        if log:
+            self.trajectory.log("write_file", path=path, bytes=len(content))
 
 
 class Agent:

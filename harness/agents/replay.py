@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from .base import Agent, AgentContext
+from .base import Agent, AgentContext, host_copy_path
 
 
 class ReplayAgent(Agent):
@@ -29,4 +29,4 @@ class ReplayAgent(Agent):
                 ctx.budget.add_step()
                 ctx.run(ev["cmd"])
             elif ev["type"] == "write_file":
-                ctx.write_file(ev["path"], (files / ev["path"].lstrip("/")).read_text())
+                ctx.write_file(ev["path"], host_copy_path(files, ev["path"]).read_text())

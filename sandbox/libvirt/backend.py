@@ -21,6 +21,7 @@ killed run, and :func:`cleanup_stale` destroys its domain and removes it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import json
 import os
@@ -41,7 +42,7 @@ import paramiko
 
 from images.store import Image, home
 from ..base import (
-    DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT_S, BootTimeout, ExecResult, GuestCrashed,
+    DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT_S, BootTimeout, ExecResult, GuestCrashed, GuestUnresponsive,
     KernelPinMismatch, RelayError, Sandbox, SandboxError, SandboxUnavailable,
 )
 from ..relay import Relay
@@ -168,7 +169,8 @@ class LibvirtBackend:
         self.image = image
         self.shape = shape
         self.events = events
-        self.conn = prereqs.connect()
+        self._conn = prereqs.connect()
+        self._conn_lock = threading.Lock()
         prereqs.qemu_binary()
         self.accel = prereqs.detect_accel()
         self.qemu_owner = prereqs.qemu_user()
@@ -176,6 +178,26 @@ class LibvirtBackend:
             if not p.is_file():
                 raise SandboxUnavailable(f"image {image.key} is incomplete ({p.name} missing): rebuild it")
         cleanup_stale(self.conn)
+
+    @property
+    def conn(self) -> libvirt.virConnect:
+        """The libvirt connection, re-opened when it broke (libvirtd restarted): the
+        guests keep running under a restarted libvirtd, and it knows them again."""
+        with self._conn_lock:
+            try:
+                if self._conn.isAlive() == 1:
+                    return self._conn
+            except libvirt.libvirtError:
+                pass
+        return self.reconnect()
+
+    def reconnect(self) -> libvirt.virConnect:
+        with self._conn_lock:
+            self.events("libvirt_reconnect", {})
+            with contextlib.suppress(libvirt.libvirtError):
+                self._conn.close()
+            self._conn = prereqs.connect(wait_s=60.0)
+            return self._conn
 
     # -- shared pieces ---------------------------------------------------------------
     @property
@@ -310,8 +332,23 @@ class LibvirtBackend:
         # domain name belongs to the slot; job and trial go into the metadata.
         return f"{PREFIX}{self.image.key.rsplit('-', 1)[-1]}-{self.shape.tag(self.accel)}-s{slot}"
 
-    def open(self, job: str = "adhoc", trial: str | None = None, ready_timeout: float = 60.0) -> "LibvirtSandbox":
-        """A fresh sandbox restored from this slot's saved state (about a second)."""
+    def open(self, job: str = "adhoc", trial: str | None = None, ready_timeout: float = 60.0,
+             cores: tuple[int, ...] | None = None) -> "LibvirtSandbox":
+        """A fresh sandbox restored from this slot's saved state (about a second). With
+        ``cores``, vCPU i runs on host core ``cores[i % len(cores)]`` and QEMU's other
+        threads on those cores too (so trials given disjoint cores never share one).
+
+        A restored guest that never answers SSH (seen rarely on a loaded host: the
+        restore returns but the guest's SSH server stays silent) is destroyed and
+        restored once more from the same state before the open fails."""
+        try:
+            return self._open_once(job, trial, ready_timeout, cores)
+        except BootTimeout as e:
+            self.events("restore_retry", {"job": job, "trial": trial or "", "reason": str(e)[:300]})
+            return self._open_once(job, trial, ready_timeout, cores)
+
+    def _open_once(self, job: str, trial: str | None, ready_timeout: float,
+                   cores: tuple[int, ...] | None) -> "LibvirtSandbox":
         t0 = time.monotonic()
         slot, slot_fd = self._acquire_slot()
         try:
@@ -354,6 +391,9 @@ class LibvirtBackend:
         sb = LibvirtSandbox(self, name, run_dir, lock_fd, dom, port, slot_fd=slot_fd)
         sb.label = f"{job}/{trial}" if trial else job
         try:
+            if cores:
+                pin_cores(dom, self.shape.vcpus, cores)
+                sb.cores = tuple(cores)
             sb._wait_ssh(time.monotonic() + ready_timeout, _restored_guest_refresh)
             sb.meta["restore_s"] = round(time.monotonic() - t0, 3)
             sb.check_kernel_pin()
@@ -362,6 +402,41 @@ class LibvirtBackend:
             raise
         self.events("sandbox_ready", {"name": name, "seconds": sb.meta["restore_s"], "slot": slot})
         return sb
+
+
+def host_cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def pin_cores(dom: libvirt.virDomain, vcpus: int, cores: tuple[int, ...]) -> None:
+    n = max(host_cores()) + 1
+
+    def cpumap(cs) -> tuple[bool, ...]:
+        return tuple(i in cs for i in range(n))
+
+    for v in range(vcpus):
+        dom.pinVcpu(v, cpumap({cores[v % len(cores)]}))
+    dom.pinEmulator(cpumap(set(cores)))
+
+
+def plan_cores(parallel: int, vcpus: int) -> list[tuple[int, ...]] | None:
+    """Disjoint host cores for ``parallel`` concurrent trials of ``vcpus`` vCPUs each (the
+    tuned and baseline VMs of a trial take turns, so they share their trial's cores), or
+    None when the host has too few cores for that: then trials share cores."""
+    cores = host_cores()
+    if parallel * vcpus > len(cores):
+        return None
+    return [tuple(cores[i * vcpus:(i + 1) * vcpus]) for i in range(parallel)]
+
+
+def default_parallel(vcpus: int, memory_mib: int) -> int:
+    """Trials that fit at once: one per ``vcpus`` host cores, and memory for two VMs each."""
+    try:
+        avail = next(int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines()
+                     if x.startswith("MemAvailable")) // 1024
+    except (OSError, StopIteration, ValueError):
+        avail = 2 * memory_mib
+    return max(1, min(len(host_cores()) // max(1, vcpus), avail // (2 * memory_mib + 1024)))
 
 
 def _restored_guest_refresh() -> str:
@@ -382,6 +457,7 @@ class LibvirtSandbox(Sandbox):
         self.meta: dict = {}
         self.label = name
         self.closed = False
+        self.cores: tuple[int, ...] | None = None
 
     @property
     def console_path(self) -> Path:
@@ -416,12 +492,22 @@ class LibvirtSandbox(Sandbox):
         if release != pinned:
             raise KernelPinMismatch(f"guest runs kernel {release!r} but image {self.backend.image.key} pins {pinned!r}")
 
+    def _domain_state(self) -> tuple[bool, list | None]:
+        """(active, state). A libvirt call that fails on a broken connection is retried on a
+        new one (libvirtd restarted) before the guest is taken for dead."""
+        for attempt in range(2):
+            try:
+                if attempt:
+                    self.dom = self.backend.reconnect().lookupByName(self.name)
+                active = self.dom is not None and bool(self.dom.isActive())
+                return active, (self.dom.state() if active else None)
+            except libvirt.libvirtError as e:
+                if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return False, None
+        return False, None
+
     def check_alive(self) -> None:
-        try:
-            active = self.dom is not None and self.dom.isActive()
-            state = self.dom.state() if self.dom is not None and active else None
-        except libvirt.libvirtError:
-            active, state = False, None
+        active, state = self._domain_state()
         tail = self.console_tail()
         if not active:
             why = "panicked" if any(m in tail for m in PANIC_MARKERS) else "died"
@@ -459,14 +545,37 @@ class LibvirtSandbox(Sandbox):
 
     # -- the Sandbox contract ------------------------------------------------------------
     def run(self, cmd: str, timeout: float = DEFAULT_TIMEOUT_S, max_output: int = DEFAULT_MAX_OUTPUT) -> ExecResult:
+        t0 = time.monotonic()
         try:
             res = self.relay.run(cmd, timeout=timeout, max_output=max_output)
-        except RelayError:
-            self._wait_dead(10.0)  # raises GuestCrashed when the guest is gone
-            raise
+        except RelayError as e:
+            self._wait_dead(3.0)  # raises GuestCrashed when the guest is gone
+            try:  # the guest lives: a new link, and the caller learns this command's fate is unknown
+                self.relay.reconnect(timeout=15.0)
+            except (paramiko.SSHException, OSError, EOFError, RelayError):
+                self._wait_dead(5.0)
+                raise GuestUnresponsive(f"guest {self.name} runs but no longer answers over SSH ({e}); "
+                                        "console tail: " + _last_lines(self.console_tail(), 8)) from None
+            return ExecResult(returncode=-1, stdout="", duration_s=time.monotonic() - t0,
+                              stderr=f"schedcp: {e}; the link was re-established, the command's outcome is unknown",
+                              meta={"link_reset": True})
         if res.timed_out:
             self.check_alive()
+            if res.meta.get("kill_failed"):
+                self._probe_unresponsive()
         return res
+
+    def _probe_unresponsive(self, timeout: float = 20.0) -> None:
+        """The killer of a timed-out command could not run: is the guest still answering?"""
+        try:
+            rc, _, _ = self.relay.exec_once("true", timeout=timeout)
+            if rc == 0:
+                return
+        except (RelayError, paramiko.SSHException, OSError, EOFError):
+            pass
+        self.check_alive()
+        raise GuestUnresponsive(f"guest {self.name} runs but did not answer a trivial command in {timeout:.0f}s; "
+                                "console tail: " + _last_lines(self.console_tail(), 8))
 
     def exec_once(self, cmd: str, timeout: float = 30.0) -> tuple[int, bytes, bytes]:
         return self.relay.exec_once(cmd, timeout)
@@ -505,7 +614,8 @@ class LibvirtSandbox(Sandbox):
                 try:
                     self.dom.destroy()
                 except libvirt.libvirtError:
-                    pass
+                    with contextlib.suppress(libvirt.libvirtError, SandboxError):  # libvirtd restarted
+                        self.backend.conn.lookupByName(self.name).destroy()
             shutil.rmtree(self.run_dir, ignore_errors=True)
         finally:
             for fd in (self._lock_fd, self._slot_fd):

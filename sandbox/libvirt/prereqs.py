@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 import shutil
 import subprocess
 
@@ -21,15 +22,22 @@ def _quiet_libvirt_errors() -> None:
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 
-def connect() -> libvirt.virConnect:
+def connect(wait_s: float = 0.0) -> libvirt.virConnect:
+    """Open the libvirt connection; with ``wait_s`` keep trying that long (libvirtd being
+    restarted comes back within seconds, and the guests it runs keep running)."""
     _quiet_libvirt_errors()
-    try:
-        return libvirt.open(LIBVIRT_URI)
-    except libvirt.libvirtError as e:
-        raise SandboxUnavailable(
-            f"libvirtd not reachable at {LIBVIRT_URI} ({e.get_error_message()}); "
-            "start it with `virtlogd -d && libvirtd -d` or run `make setup`"
-        ) from None
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return libvirt.open(LIBVIRT_URI)
+        except libvirt.libvirtError as e:
+            if time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            raise SandboxUnavailable(
+                f"libvirtd not reachable at {LIBVIRT_URI} ({e.get_error_message()}); "
+                "start it with `virtlogd -d && libvirtd -d` or run `make setup`"
+            ) from None
 
 
 def qemu_binary() -> str:

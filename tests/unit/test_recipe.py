@@ -78,6 +78,7 @@ def test_ubuntu_recipe_fails_early_without_pins():
         preflight(lr)
 
 
+@pytest.mark.fault
 def test_kernel_hash_mismatch_is_refused(tmp_path):
     # A real download (linux-base's tiny deb from the Debian mirror) with a wrong pin.
     f = _copy_recipe(tmp_path)
@@ -92,6 +93,7 @@ def test_kernel_hash_mismatch_is_refused(tmp_path):
         download_debs(lr, tmp_path / "debs", log=lambda m: None)
 
 
+@pytest.mark.fault
 def test_unreachable_kernel_url_is_one_clear_line(tmp_path):
     f = _copy_recipe(tmp_path)
     _edit(f, lambda d: d["kernel"].update(debs=[{"url": "http://127.0.0.1:9/k.deb", "sha256": "1" * 64}]))

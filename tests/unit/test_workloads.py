@@ -72,6 +72,7 @@ def test_parsers_on_real_output(name):
     assert got == pytest.approx(want)
 
 
+@pytest.mark.fault
 def test_unparseable_output_is_reported_clearly():
     with pytest.raises(WorkloadError, match=r"hackbench: metric wall_s not found .*output ends: starting \| segfault"):
         parse_metrics(load_workload("hackbench").spec, "starting\nsegfault\n")
@@ -90,6 +91,7 @@ def _edit(folder, fn):
     p.write_text(yaml.safe_dump(d, sort_keys=False))
 
 
+@pytest.mark.fault
 def test_missing_field_names_file_and_field(tmp_path):
     f = _copy(tmp_path)
     _edit(f, lambda d: d.pop("primary"))

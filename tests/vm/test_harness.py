@@ -15,6 +15,7 @@ import pytest
 from harness.models import Budget, TrialConfig
 from harness.trial import run_trial
 from tests.fake_anthropic import FakeAnthropic, tool_use
+from tests.faults.tally import Guard
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,7 +56,7 @@ def test_claude_trial_with_scripted_model(backend, api, tmp_path):
     ]
     srv, key = api(script)
     cfg = TrialConfig(trial_id="hackbench__claude__a0", workload="hackbench", agent="claude",
-                      model="claude-sonnet-4-5", repeat=2, budget=Budget(steps=10, wall_s=600))
+                      model="claude-sonnet-4-6", repeat=2, budget=Budget(steps=10, wall_s=600))
     tdir = tmp_path / cfg.trial_id
     res = run_trial(cfg, tdir, backend, agent_kwargs={"backoff_s": 0.1})
     assert res.status == "done" and res.failure_kind == "none", res.failure
@@ -88,6 +89,7 @@ def test_claude_trial_with_scripted_model(backend, api, tmp_path):
     assert (tdir / "console.log").is_file()
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("status", [429, 500])
 def test_unreachable_api_is_infra_error(backend, api, tmp_path, status):
     srv, _ = api([status] * 3)
@@ -121,6 +123,7 @@ def test_linux_default_is_one_within_its_interval(backend, tmp_path):
     assert res.tuned_config["sysctl_changed"] == {} and res.tuned_config["sched_ext"]["state"] == "disabled"
 
 
+@pytest.mark.fault
 def test_job_killed_with_sigkill_resumes_without_redoing(backend, tmp_path):
     env = dict(os.environ, SCHEDCP_JOBS=str(tmp_path / "jobs"), PYTHONPATH=str(REPO))
     env.pop("ANTHROPIC_API_KEY", None)
@@ -140,6 +143,8 @@ def test_job_killed_with_sigkill_resumes_without_redoing(backend, tmp_path):
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     before = first.read_bytes()
+    guard = Guard()
+    guard.record(first)
     assert not (second / "result.json").exists()
     r = subprocess.run([sys.executable, "-m", "harness.cli", "jobs", "resume", "resume-test", "--display", "jsonl"],
                        env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
@@ -147,7 +152,7 @@ def test_job_killed_with_sigkill_resumes_without_redoing(backend, tmp_path):
     evs = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
     assert {"event": "trial_skip", "trial": "sqlite__linux-default__a0", "reason": "already recorded"} in evs
     assert [e["trial"] for e in evs if e["event"] == "trial_start"] == ["hackbench__linux-default__a0"]
-    assert first.read_bytes() == before
+    assert first.read_bytes() == before and guard.lost() == 0
     results = sorted(job.glob("*/result.json"))
     assert len(results) == 2
     lst = subprocess.run([sys.executable, "-m", "harness.cli", "jobs", "list"], env=env, cwd=REPO,

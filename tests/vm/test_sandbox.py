@@ -154,6 +154,7 @@ def test_kernel_pin_mismatch_is_refused(backend):
         assert sb.run("uname -r").stdout.strip() == pinned
 
 
+@pytest.mark.fault
 def test_guest_panic_is_a_sandbox_failure(backend):
     sb = backend.open(job="pytest", trial="panic")
     try:

@@ -1,0 +1,105 @@
+"""Scheduler telemetry of a guest, from ``/proc/stat``, ``/proc/schedstat`` and ``ps``.
+
+One script (:data:`MONITOR`), run in the guest with the guest's ``python3``, serves both
+the ``system_monitor`` tool (``interval S``: observe for S seconds) and the Gym
+environment (``until STOP READY``: observe until the file STOP exists, e.g. for the
+length of one workload run). It prints one JSON object:
+
+- ``cpu_util_pct``: busy share of all CPUs over the interval (100 - idle - iowait);
+- ``runqueue_len_mean``: mean of ``procs_running`` sampled every 0.25 s;
+- ``ctx_switches_per_s``: ``ctxt`` delta / interval;
+- ``runq_wait_us_per_sched``: mean run-queue wait per scheduling, the delta of the
+  per-CPU ``run_delay`` over the delta of ``pcount`` in ``/proc/schedstat`` (fields 8
+  and 9 of each ``cpuN`` line);
+- ``loadavg``, ``ncpu``, ``interval_s`` and (``interval`` mode) the busiest processes.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from sandbox.base import Sandbox
+
+MONITOR = r'''
+import json, os, subprocess, sys, time
+def snap():
+    st = {l.split()[0]: l.split()[1:] for l in open("/proc/stat")}
+    cpu = [int(x) for x in st["cpu"]]
+    wait = cnt = 0
+    for l in open("/proc/schedstat"):
+        f = l.split()
+        if f[0].startswith("cpu") and len(f) >= 10:
+            wait += int(f[8]); cnt += int(f[9])
+    return sum(cpu), cpu[3] + cpu[4], int(st["ctxt"][0]), wait, cnt, int(st["procs_running"][0])
+mode = sys.argv[1] if len(sys.argv) > 2 else "interval"
+arg = sys.argv[-1] if mode == "interval" else sys.argv[2]
+a = snap(); rq = []
+t0 = time.time()
+if mode == "interval":
+    s = float(arg)
+    while time.time() - t0 < s:
+        time.sleep(min(0.25, s)); rq.append(snap()[5])
+else:
+    open(sys.argv[3], "w").close()
+    while not os.path.exists(arg):
+        time.sleep(0.25); rq.append(snap()[5])
+b = snap(); dt = max(time.time() - t0, 1e-3)
+tot, idle = b[0] - a[0], b[1] - a[1]
+out = {"interval_s": round(dt, 2), "cpu_util_pct": round(100 * (tot - idle) / max(tot, 1), 1),
+    "ctx_switches_per_s": round((b[2] - a[2]) / dt, 1), "runqueue_len_mean": round(sum(rq) / max(len(rq), 1), 2),
+    "runq_wait_us_per_sched": round((b[3] - a[3]) / 1000 / max(b[4] - a[4], 1), 2),
+    "loadavg": open("/proc/loadavg").read().split()[:3], "ncpu": os.cpu_count()}
+if mode == "interval":
+    top = subprocess.run(["ps", "-eo", "pid,comm,pcpu,nlwp", "--sort=-pcpu"], capture_output=True, text=True).stdout
+    out["top"] = top.splitlines()[:8]
+print(json.dumps(out))
+'''
+
+# what the background monitor uses in the guest
+_DIR = "/run/schedcp/monitor"
+
+
+class TelemetryError(RuntimeError):
+    pass
+
+
+def _parse(stdout: str, stderr: str) -> dict:
+    try:
+        return json.loads(stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise TelemetryError((stderr or stdout).strip()[-2000:] or "monitor printed nothing") from None
+
+
+def monitor(sb: Sandbox, seconds: float) -> dict:
+    """Observe the guest for ``seconds``; the monitor's JSON (raises :class:`TelemetryError`)."""
+    r = sb.run(f"python3 -c {shlex.quote(MONITOR)} {seconds}", timeout=seconds + 60)
+    return _parse(r.stdout, r.stderr)
+
+
+class Background:
+    """Observe the guest while something else runs: ``start()``, run it, ``stop()``.
+
+    ``start`` returns once the monitor has taken its first snapshot (a ready file), so
+    the interval covers the whole run; ``stop`` ends it within 0.25 s and returns the JSON.
+    """
+
+    def __init__(self, sb: Sandbox):
+        self.sb = sb
+
+    def start(self) -> None:
+        d = _DIR
+        r = self.sb.run(
+            f"mkdir -p {d} && cd {d} && rm -f stop ready out.json && "
+            f"cat > {d}/monitor.py <<'SCHEDCP_MONITOR_EOF'\n{MONITOR}\nSCHEDCP_MONITOR_EOF\n"
+            f"setsid -f sh -c 'exec python3 {d}/monitor.py until {d}/stop {d}/ready > {d}/out.json 2>&1' < /dev/null; "
+            f"for i in $(seq 400); do [ -e {d}/ready ] && exit 0; sleep 0.05; done; echo 'monitor did not start' >&2; "
+            f"cat {d}/out.json >&2; exit 1", timeout=60)
+        if not r.success:
+            raise TelemetryError(r.stderr.strip() or r.stdout.strip())
+
+    def stop(self) -> dict:
+        d = _DIR
+        r = self.sb.run(f"touch {d}/stop; for i in $(seq 400); do [ -s {d}/out.json ] && "
+                        f"grep -q '}}' {d}/out.json && break; sleep 0.05; done; cat {d}/out.json", timeout=60)
+        return _parse(r.stdout, r.stderr)

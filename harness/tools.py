@@ -1,0 +1,254 @@
+"""The tools an agent acts through, in one place for every interface.
+
+``TrialTools`` runs each tool on the trial's sandbox (everything happens in the guest),
+logs the call and its result to the trajectory, and enforces the rules: with
+``--no-slo-hint`` tuning tools are refused until ``declare_goal`` was called (RQ2), and
+``finish`` ends the episode. The ``bash`` interface of the ``claude`` agent offers
+:data:`BASH_TOOLS`; the MCP server (``harness/mcp_server.py``) offers :data:`MCP_TOOLS`.
+Tool descriptions and JSON schemas live in :data:`SPECS`, shared by both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import threading
+import time
+
+from sandbox.base import GuestCrashed, SandboxError
+from sandbox.guest import (SCX_BIN, SchedulerError, list_schedulers, sched_ext_state, scheduler_log,
+                           start_scheduler, stop_scheduler)
+from sandbox.scx import verify as scx_verify
+
+from . import goal as goal_mod
+from . import telemetry
+from .agents.base import AgentContext
+from .limits import LimitExceeded
+
+_S = {"type": "string"}
+_N = {"type": "number"}
+
+
+def _obj(props: dict, required: tuple = ()) -> dict:
+    return {"type": "object", "properties": props, "required": list(required)}
+
+
+SPECS: dict[str, dict] = {
+    "bash": {"description": "Run a bash command as root in the VM. Returns exit code, stdout, stderr. Commands are "
+             "killed at `timeout` seconds (default 120). Start long-running processes with setsid -f.",
+             "schema": _obj({"command": _S, "timeout": _N}, ("command",))},
+    "write_file": {"description": "Write a text file in the VM (e.g. a scheduler's .bpf.c source).",
+                   "schema": _obj({"path": _S, "content": _S}, ("path", "content"))},
+    "run_workload": {"description": "Run the application's benchmark once with the current configuration and "
+                     "return its metrics.", "schema": _obj({})},
+    "list_schedulers": {"description": "The prebuilt sched_ext schedulers (the kernel's tools/sched_ext examples) "
+                        "and the ones you built with create_and_verify_scheduler.", "schema": _obj({})},
+    "start_scheduler": {"description": "Start a scheduler by name (from list_schedulers) with optional command-line "
+                        "arguments; waits until sched_ext reports it enabled. Stops the current one first.",
+                        "schema": _obj({"name": _S, "args": _S}, ("name",))},
+    "stop_scheduler": {"description": "Stop the attached sched_ext scheduler (back to the kernel's default, EEVDF).",
+                       "schema": _obj({})},
+    "scheduler_status": {"description": "sched_ext state, the attached scheduler's ops name, and the tail of its log.",
+                         "schema": _obj({})},
+    "create_and_verify_scheduler": {
+        "description": "Compile a sched_ext scheduler from BPF C source in the VM (clang-22, libbpf, the image's "
+        "vmlinux.h; write it like /opt/schedcp/scx/src/scx_simple.bpf.c: SCX_OPS_DEFINE(<x>_ops, ...) and "
+        "UEI_DEFINE(uei) recorded in ops.exit), load it with a generated loader, check that sched_ext is "
+        "enabled with its ops, run a short CPU stress under it, and unload it on any failure. Returns the "
+        "outcome (ok, invalid_source, compile_error, verifier_rejected, load_failed, ejected, ...) with the "
+        "compiler's, verifier's or kernel's message verbatim. On ok it stays attached unless keep_loaded=false.",
+        "schema": _obj({"name": _S, "source": _S, "keep_loaded": {"type": "boolean"}}, ("name", "source"))},
+    "sysctl_get": {"description": "Read a sysctl (e.g. kernel.sched_autogroup_enabled) or all matching a prefix "
+                   "ending in '.' (e.g. 'kernel.sched_').", "schema": _obj({"name": _S}, ("name",))},
+    "sysctl_set": {"description": "Set a sysctl (sysctl -w name=value); returns the old and new value.",
+                   "schema": _obj({"name": _S, "value": _S}, ("name", "value"))},
+    "system_monitor": {"description": "Observe the VM for `seconds` (default 2): CPU use, run-queue length, "
+                       "context switches per second, mean run-queue wait per scheduling (from /proc/schedstat), "
+                       "the busiest processes; with latency_histogram=true also BCC runqlat's histogram.",
+                       "schema": _obj({"seconds": _N, "latency_histogram": {"type": "boolean"}})},
+    "declare_goal": {"description": "State the optimization goal you inferred before you tune anything: the metric "
+                     "(as the application reports it), the direction (lower or higher is better) and why.",
+                     "schema": _obj({"metric": _S, "direction": {"type": "string", "enum": ["lower", "higher"]},
+                                     "rationale": _S}, ("metric", "direction"))},
+    "finish": {"description": "Stop: the current configuration is your final answer.",
+               "schema": _obj({"summary": _S})},
+}
+
+BASH_TOOLS = ["bash", "write_file", "run_workload", "finish"]
+MCP_TOOLS = ["list_schedulers", "start_scheduler", "stop_scheduler", "scheduler_status", "create_and_verify_scheduler",
+             "sysctl_get", "sysctl_set", "system_monitor", "run_workload", "declare_goal", "finish"]
+# refused until a goal is declared when the agent was not told the goal
+TUNING = {"write_file", "start_scheduler", "create_and_verify_scheduler", "sysctl_set"}
+_SYSCTL = re.compile(r"[a-z0-9_][a-z0-9_.\-/]*")
+
+
+
+class TrialTools:
+    def __init__(self, ctx: AgentContext, require_goal: bool = False, count_steps: bool = False):
+        """``count_steps``: each call is a step of the budget (for clients whose model calls
+        the harness cannot see); when the budget runs out the call is refused, ``finished``
+        is set and :attr:`limit` holds the reason."""
+        self.ctx, self.require_goal, self.count_steps = ctx, require_goal, count_steps
+        self.limit: LimitExceeded | None = None
+        # stdio clients end the session (and kill the server) right after finish, so there
+        # finish waits until the harness has measured and returns the trial's result
+        self.finish_hold: threading.Event | None = None
+        self.finish_report: dict = {}
+        self.goal: dict | None = None
+        self.finished = threading.Event()
+        self.calls = 0
+        self.malformed = 0  # calls with arguments the tool cannot take (missing, unknown, wrong type)
+        self._lock = threading.Lock()  # one guest action at a time, whatever the interface
+
+    # -- dispatch --------------------------------------------------------------------
+    def call(self, name: str, args: dict | None = None, call_id: str = "") -> str:
+        """Run tool ``name`` and return its result as text (JSON for structured results).
+        Bad input comes back as an error text for the agent; a dead guest or an exhausted
+        budget raise, so the trial ends with the right failure kind."""
+        args = dict(args or {})
+        with self._lock:
+            if self.count_steps:
+                try:
+                    self.ctx.budget.check()
+                except LimitExceeded as e:
+                    self.limit = e
+                    self.finished.set()
+                    self.ctx.trajectory.log("limit", kind=e.kind, message=str(e))
+                    return f"refused: {e}; the episode is over"
+                self.ctx.budget.add_step()
+            self.calls += 1
+            self.ctx.trajectory.log("tool_call", id=call_id, name=name, input=args)
+            t = time.monotonic()
+            try:
+                out = self._dispatch(name, args)
+            except (LimitExceeded, GuestCrashed):
+                raise
+            except (KeyError, TypeError, ValueError) as e:
+                self.malformed += 1
+                out = f"bad tool input for {name}: {e}"
+            except (SchedulerError, SandboxError) as e:
+                out = f"error: {e}"
+            text = out if isinstance(out, str) else json.dumps(out, default=str)
+            self.ctx.trajectory.log("tool_result", id=call_id, name=name, output=text[:20000],
+                                    duration_s=round(time.monotonic() - t, 4))
+            return text
+
+    def _dispatch(self, name: str, a: dict):
+        if name not in SPECS:
+            self.malformed += 1
+            return f"unknown tool {name!r}"
+        if self.require_goal and self.goal is None and name in TUNING:
+            return (f"refused: call declare_goal(metric, direction, rationale) before {name}; you were not told "
+                    "the goal, so state the one you inferred first")
+        return getattr(self, "t_" + name)(**a)
+
+    # -- tools -----------------------------------------------------------------------
+    def t_bash(self, command: str, timeout: float = 120) -> dict:
+        r = self.ctx.run(str(command), timeout=float(timeout))
+        return {k: r[k] for k in ("returncode", "stdout", "stderr", "timed_out", "truncated")}
+
+    def t_write_file(self, path: str, content: str) -> str:
+        self.ctx.write_file(str(path), str(content))
+        return f"wrote {path}"
+
+    def t_run_workload(self) -> dict:
+        return self.ctx.trial_run()
+
+    def t_list_schedulers(self) -> dict:
+        sb = self.ctx.sandbox
+        custom = sb.run(f"ls {scx_verify.CUSTOM_DIR} 2>/dev/null", timeout=30).stdout.split()
+        return {"prebuilt": list_schedulers(sb), "custom": custom,
+                "hint": f"prebuilt binaries in {SCX_BIN}, sources in /opt/schedcp/scx/src"}
+
+    def t_start_scheduler(self, name: str, args: str = "") -> dict:
+        sb = self.ctx.sandbox
+        if sched_ext_state(sb).state != "disabled":
+            stop_scheduler(sb)
+        if name in sb.run(f"ls {scx_verify.CUSTOM_DIR} 2>/dev/null", timeout=30).stdout.split():
+            from sandbox.guest import start_binary
+
+            st = start_binary(sb, f"{scx_verify.CUSTOM_DIR}/{name}/{name}", args)
+        else:
+            st = start_scheduler(sb, name, args)
+        return {"state": st.state, "ops": st.ops}
+
+    def t_stop_scheduler(self) -> dict:
+        st = stop_scheduler(self.ctx.sandbox)
+        return {"state": st.state}
+
+    def t_scheduler_status(self) -> dict:
+        sb = self.ctx.sandbox
+        st = sched_ext_state(sb)
+        pid = sb.run("cat /run/schedcp/scheduler.pid 2>/dev/null", timeout=30).stdout.strip()
+        log = ""
+        if pid:
+            comm = sb.run(f"cat /proc/{pid}/comm 2>/dev/null", timeout=30).stdout.strip()
+            if comm:
+                log = sb.run(f"tail -n 10 {scheduler_log(comm)} 2>/dev/null", timeout=30).stdout
+        return {"state": st.state, "ops": st.ops, "loader_pid": pid or None, "log_tail": log}
+
+    def t_create_and_verify_scheduler(self, name: str, source: str, keep_loaded: bool = True) -> dict:
+        self.ctx.write_file(f"{scx_verify.CUSTOM_DIR}/src/{name}.bpf.c", str(source), log=False)
+        v = scx_verify.verify(self.ctx.sandbox, str(source), name=str(name), keep_loaded=bool(keep_loaded))
+        return v.to_dict()
+
+    def t_sysctl_get(self, name: str) -> dict:
+        if not _SYSCTL.fullmatch(name):
+            return {"error": f"not a sysctl name: {name!r}"}
+        if name.endswith("."):
+            r = self.ctx.sandbox.run(f"sysctl -a 2>/dev/null | grep -F {shlex.quote(name)} | head -n 200", timeout=30)
+            return {"values": dict(l.split(" = ", 1) for l in r.stdout.splitlines() if " = " in l)}
+        r = self.ctx.sandbox.run(f"sysctl -n {shlex.quote(name)}", timeout=30)
+        return {"name": name, "value": r.stdout.strip()} if r.success else {"error": r.stderr.strip()}
+
+    def t_sysctl_set(self, name: str, value: str) -> dict:
+        if not _SYSCTL.fullmatch(name) or name.endswith("."):
+            return {"error": f"not a sysctl name: {name!r}"}
+        sb = self.ctx.sandbox
+        old = sb.run(f"sysctl -n {shlex.quote(name)}", timeout=30)
+        if not old.success:
+            return {"error": old.stderr.strip()}
+        r = sb.run(f"sysctl -w {shlex.quote(f'{name}={value}')}", timeout=30)
+        self.ctx.trajectory.log("command", cmd=f"sysctl -w {name}={value}", **r.to_dict())
+        if not r.success:
+            return {"error": r.stderr.strip(), "old": old.stdout.strip()}
+        new = sb.run(f"sysctl -n {shlex.quote(name)}", timeout=30).stdout.strip()
+        return {"name": name, "old": old.stdout.strip(), "new": new}
+
+    def t_system_monitor(self, seconds: float = 2.0, latency_histogram: bool = False) -> dict:
+        s = max(0.5, min(float(seconds), 30.0))
+        sb = self.ctx.sandbox
+        try:
+            out = telemetry.monitor(sb, s)
+        except telemetry.TelemetryError as e:
+            return {"error": str(e)}
+        st = sched_ext_state(sb)
+        out["sched_ext"] = {"state": st.state, "ops": st.ops}
+        if latency_histogram:
+            h = sb.run("timeout 90 runqlat-bpfcc 2 1 2>&1", timeout=120)
+            out["runqlat"] = h.stdout[-4000:] if h.success else f"BCC runqlat unavailable: {h.stdout[-500:]}"
+        return out
+
+    def t_declare_goal(self, metric: str, direction: str, rationale: str = "") -> dict:
+        if self.goal is not None:
+            return {"error": "a goal was already declared", "declared": self.goal["declared"]}
+        sc = goal_mod.score(metric, direction, self.ctx.workload.spec.goal)
+        self.goal = {"declared": {"metric": metric, "direction": direction, "rationale": rationale},
+                     "step": self.ctx.budget.usage.steps, "tool_call": self.calls,
+                     "metric_ok": sc["metric_ok"], "direction_ok": sc["direction_ok"], "correct": sc["correct"],
+                     "truth": sc["truth"]}
+        self.ctx.trajectory.log("goal", **self.goal)
+        return {"recorded": True}  # the agent is not told whether it was right
+
+    def t_finish(self, summary: str = "") -> str:
+        self.finished.set()
+        if self.finish_hold is not None:
+            self.finish_hold.wait(timeout=4 * 3600)
+            return self.finish_report.get("text", "finished")
+        return "finished"
+
+
+def tool_defs(names: list[str]) -> list[dict]:
+    """Anthropic-style tool definitions for ``names``."""
+    return [{"name": n, "description": SPECS[n]["description"], "input_schema": SPECS[n]["schema"]} for n in names]

@@ -1,0 +1,80 @@
+"""``schedcp try``: test an untrusted sched_ext scheduler in a fresh sandbox.
+
+Compile, load and stress it (:mod:`sandbox.scx.verify`); if it survives and a workload
+is named, run the workload alternately under the kernel's default scheduler and under
+it (D S D S ..., warm-up round dropped, in one guest) and compare with the same
+statistics as a trial. Every failure comes back as an outcome with the compiler's,
+verifier's or kernel's words: compile error, verifier rejection, load failure, ejection
+by the sched_ext watchdog (with the kernel's reason), guest hang or panic.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from sandbox.base import GuestCrashed, SandboxError
+from sandbox.guest import SchedulerError, sched_ext_state, start_binary, stop_scheduler
+from sandbox.scx import verify as scx_verify
+
+from . import bench
+from .stats import compare, summarize_runs
+from .workload import WorkloadError, load_workload
+
+
+def try_scheduler(backend, source: str, name: str, workload: str | None = None, size: str = "smoke",
+                  repeat: int = 3, warmup: int = 1, log: Callable[[str], None] = lambda s: None) -> dict:
+    wl = load_workload(workload) if workload else None
+    out: dict = {"scheduler": name, "workload": workload, "size": size}
+    t0 = time.monotonic()
+    with backend.open(job="try", trial=name) as sb:
+        if wl:
+            log(f"setting up {wl.name}")
+            bench.setup(sb, wl, size)
+        log("building, loading and stressing the scheduler")
+        v = scx_verify.verify(sb, source, name=name, keep_loaded=False)
+        out["verdict"] = v.to_dict()
+        out["outcome"] = v.outcome
+        log(f"verdict: {v.outcome}" + (f" ({v.kernel_reason})" if v.kernel_reason else ""))
+        if not v.ok or wl is None:
+            out["wall_s"] = round(time.monotonic() - t0, 2)
+            return out
+        binary = f"{scx_verify.CUSTOM_DIR}/{name}/{name}"
+        runs: dict[str, list[dict]] = {"default": [], "scheduler": []}
+        try:
+            for i in range(warmup + repeat):
+                for role in ("default", "scheduler"):
+                    if role == "scheduler":
+                        start_binary(sb, binary)
+                    r = bench.run_once(sb, wl, size, index=i, warmup=i < warmup)
+                    if role == "scheduler":
+                        st = sched_ext_state(sb)
+                        if not st.enabled:
+                            dm = sb.run("dmesg | grep -i sched_ext | tail -n 5", timeout=30).stdout.strip()
+                            out.update(outcome="ejected", ejected_during="workload", dmesg=dm)
+                            log(f"ejected while the workload ran: {dm.splitlines()[-1] if dm else st.state}")
+                            return out
+                        stop_scheduler(sb)
+                    log(f"{role:9} run {i}{' (warm-up)' if i < warmup else ''}: "
+                        f"{r.metrics[wl.spec.primary.metric]:.6g}")
+                    if i >= warmup:
+                        runs[role].append(r.metrics)
+        except GuestCrashed as e:
+            out.update(outcome="guest_crashed", error=str(e))
+            return out
+        except SchedulerError as e:  # it loaded once, then failed to load again
+            out.update(outcome="load_failed", error=str(e))
+            return out
+        except SandboxError as e:
+            out.update(outcome="guest_unresponsive", error=f"{type(e).__name__}: {e}")
+            return out
+        except WorkloadError as e:
+            out.update(outcome="workload_failed", error=str(e))
+            return out
+        pm = wl.spec.primary.metric
+        out["primary_metric"], out["direction"] = pm, wl.spec.primary.direction
+        out["summary"] = {"default": summarize_runs(runs["default"]), "scheduler": summarize_runs(runs["scheduler"])}
+        out["improvement"] = compare([r[pm] for r in runs["default"]], [r[pm] for r in runs["scheduler"]],
+                                     wl.spec.primary.direction)
+    out["wall_s"] = round(time.monotonic() - t0, 2)
+    return out
