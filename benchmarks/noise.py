@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.bench import run_workload  # noqa: E402
-from harness.workload import gpu_refusal, list_workloads, load_workload  # noqa: E402
+from harness.workload import backend_refusal, list_workloads, load_workload  # noqa: E402
 from sandbox.factory import backend_for  # noqa: E402
 
 
@@ -35,7 +35,7 @@ def main() -> int:
     cvs = []
     print(f"{'WORKLOAD':16} {'PRIMARY METRIC':30} {'MEDIAN':>10} {'CV':>7}  N  {'RUN S':>6}")
     for wl in wls:
-        why = gpu_refusal(wl.spec, len(be.shape.gpus))
+        why = backend_refusal(wl.spec, be)
         if why:
             print(f"{wl.name:16} skipped: {why}", flush=True)
             continue

@@ -172,11 +172,17 @@ def cmd_workloads_show(a) -> int:
 
 def cmd_workloads_run(a) -> int:
     from harness.bench import run_workload
-    from harness.workload import gpu_refusal, load_workload
+    from harness.workload import backend_refusal, load_workload, refusal
 
     wl = load_workload(a.name)
-    why = gpu_refusal(wl.spec, len(_shape(a).gpus))
-    if why:  # refused before any VM starts; a skip, not a failure
+    # refused before any VM starts (the GPU need before the image is even looked up);
+    # a skip, not a failure
+    why = refusal(wl.spec, len(_shape(a).gpus))
+    be = None
+    if not why:
+        be = _backend(a)
+        why = backend_refusal(wl.spec, be)
+    if why:
         print(json.dumps({"workload": wl.name, "status": "skipped", "reason": why}) if a.json
               else f"skipped: {why}")
         return 0
@@ -186,7 +192,7 @@ def cmd_workloads_run(a) -> int:
             vals = "  ".join(f"{k}={v:.6g}" for k, v in r.metrics.items())
             print(f"run {r.index}{' (warm-up, dropped)' if r.warmup else ''}: {vals}", flush=True)
 
-    with _backend(a).open(job="workload", trial=wl.name) as sb:
+    with be.open(job="workload", trial=wl.name) as sb:
         res = run_workload(sb, wl, a.size, repeat=a.repeat, on_run=show)
     if a.json:
         print(json.dumps(res.to_dict(), indent=2))

@@ -39,7 +39,7 @@ from .limits import BudgetTracker, LimitExceeded
 from .models import MetricStats, TrialConfig, TrialResult
 from .prompt import instruction
 from .stats import compare, slo_met, summarize_runs
-from .workload import WorkloadError, WorkloadSkipped, gpu_refusal, load_workload
+from .workload import WorkloadError, WorkloadSkipped, backend_refusal, load_workload
 
 Events = Callable[[str, dict], None]
 LIVE_FILE = "live.json"  # present while the trial's sandboxes run
@@ -134,7 +134,7 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
     try:
         wl = load_workload(cfg.workload)
         spec = wl.spec
-        why = gpu_refusal(spec, len(backend.shape.gpus))
+        why = backend_refusal(spec, backend)
         if why:
             raise WorkloadSkipped(why)
         res.primary_metric, res.direction = spec.primary.metric, spec.primary.direction

@@ -121,6 +121,9 @@ class Requirements(_Strict):
     still load: ``true`` is ``required``, ``false`` is ``none``."""
 
     gpu: GpuNeed = "none"
+    # optional parts of the guest image (the recipe's ``features``) the workload's program
+    # is in; on an image built without one (e.g. the lite profile) the workload is skipped
+    image_features: list[str] = Field(default_factory=list)
     min_vcpus: int = 1
     memory_mib: int = 1024
 
@@ -185,12 +188,26 @@ class Workload:
         return tree_files(self.folder)
 
 
-def gpu_refusal(spec: "WorkloadSpec", gpus: int) -> str | None:
-    """Why ``spec`` cannot run in a sandbox with ``gpus`` passed-through GPUs, or None."""
+def refusal(spec: "WorkloadSpec", gpus: int, image_features: list[str] | None = None,
+            image: str = "this image") -> str | None:
+    """Why ``spec`` cannot run in a sandbox with ``gpus`` passed-through GPUs on an image
+    with ``image_features`` (None: not checked), or None when it can."""
     if spec.requirements.gpu_required and gpus < 1:
         return (f"{spec.name} requires a GPU (requirements.gpu: required; {spec.program.name} has no CPU "
                 "size) and this sandbox has none passed through")
+    if image_features is not None:
+        missing = [f for f in spec.requirements.image_features if f not in image_features]
+        if missing:
+            return (f"{spec.name} needs the image feature {', '.join(missing)}, which {image} leaves out; "
+                    "build and use the whole recipe (no SCHEDCP_IMAGE_PROFILE, no @profile)")
     return None
+
+
+def backend_refusal(spec: "WorkloadSpec", backend) -> str | None:
+    """:func:`refusal` for the sandboxes of ``backend`` (its GPUs and its image)."""
+    lock = backend.image.lock
+    label = f"image {backend.image.key} (profile {lock.profile})" if lock.profile else f"image {backend.image.key}"
+    return refusal(spec, len(backend.shape.gpus), lock.features, label)
 
 
 def tree_files(folder: Path) -> list[Path]:

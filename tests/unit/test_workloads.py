@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.workload import WORKLOADS_DIR, WorkloadError, gpu_refusal, list_workloads, load_workload, parse_metrics
+from harness.workload import WORKLOADS_DIR, WorkloadError, refusal, list_workloads, load_workload, parse_metrics
 
 ALL = [w.name for w in list_workloads()]
 
@@ -137,11 +137,20 @@ def test_gpu_required_workloads_are_refused_with_the_reason_optional_ones_run():
     by_need = {w.name: w.spec.requirements.gpu for w in list_workloads()}
     assert by_need["vllm"] == "required"
     assert {by_need[n] for n in ("llama-cpp", "pytorch", "faiss")} == {"optional"}
-    why = gpu_refusal(load_workload("vllm").spec, gpus=0)
+    why = refusal(load_workload("vllm").spec, gpus=0)
     assert why and "requires a GPU" in why and "vllm" in why
-    assert gpu_refusal(load_workload("vllm").spec, gpus=1) is None
+    assert refusal(load_workload("vllm").spec, gpus=1) is None
     for name in ("llama-cpp", "pytorch", "faiss", "hackbench"):
-        assert gpu_refusal(load_workload(name).spec, gpus=0) is None
+        assert refusal(load_workload(name).spec, gpus=0) is None
+
+
+def test_workload_needing_an_image_feature_is_refused_on_an_image_without_it():
+    spec = load_workload("llama-cpp").spec
+    assert spec.requirements.image_features == ["llama-cpp"]
+    why = refusal(spec, gpus=0, image_features=[])
+    assert why and "needs the image feature llama-cpp" in why and "leaves out" in why
+    assert refusal(spec, gpus=0, image_features=["llama-cpp"]) is None
+    assert refusal(load_workload("hackbench").spec, gpus=0, image_features=[]) is None
 
 
 def test_cli_run_of_a_gpu_workload_without_gpu_is_a_skip_before_any_vm(capsys, monkeypatch):
@@ -158,7 +167,7 @@ def test_trial_of_a_gpu_workload_without_gpu_is_skipped_with_the_reason(tmp_path
     from harness.trial import run_trial
 
     class NoGpuBackend:  # refused before any sandbox is opened
-        image = type("I", (), {"key": "img"})()
+        image = type("I", (), {"key": "img", "lock": type("L", (), {"features": [], "profile": "lite"})()})()
         shape = type("S", (), {"gpus": (), "vcpus": 2, "memory_mib": 4096})()
 
         def open(self, **kw):
@@ -168,3 +177,19 @@ def test_trial_of_a_gpu_workload_without_gpu_is_skipped_with_the_reason(tmp_path
                     tmp_path, NoGpuBackend())
     assert res.status == "skipped" and res.failure_kind == "none" and "requires a GPU" in res.failure
     assert json.loads((tmp_path / "result.json").read_text())["status"] == "skipped"
+
+
+def test_trial_of_a_workload_missing_from_the_image_is_skipped_with_the_reason(tmp_path):
+    from harness.models import TrialConfig
+    from harness.trial import run_trial
+
+    class CiImageBackend:  # an image built with the `lite` profile: no llama-cpp feature
+        image = type("I", (), {"key": "img-lite", "lock": type("L", (), {"features": [], "profile": "lite"})()})()
+        shape = type("S", (), {"gpus": (), "vcpus": 2, "memory_mib": 4096})()
+
+        def open(self, **kw):
+            pytest.fail("no VM may start for a refused workload")
+
+    res = run_trial(TrialConfig(trial_id="t", workload="llama-cpp", agent="linux-default"),
+                    tmp_path, CiImageBackend())
+    assert res.status == "skipped" and res.failure_kind == "none" and "needs the image feature llama-cpp" in res.failure

@@ -5,14 +5,14 @@ is skipped with the reason the harness gives, never silently."""
 import pytest
 
 from harness.bench import run_workload
-from harness.workload import gpu_refusal, list_workloads
+from harness.workload import backend_refusal, list_workloads
 
 WORKLOADS = list_workloads()
 
 
 @pytest.mark.parametrize("wl", WORKLOADS, ids=[w.name for w in WORKLOADS])
 def test_smoke_run_yields_primary_metric(backend, wl):
-    why = gpu_refusal(wl.spec, len(backend.shape.gpus))
+    why = backend_refusal(wl.spec, backend)
     if why:
         pytest.skip(why)
     with backend.open(job="pytest-workloads", trial=wl.name) as sb:
