@@ -21,7 +21,8 @@ def _edit(folder: Path, fn) -> None:
     p.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def test_default_recipe_valid_and_pins_kernel():
+def test_default_recipe_valid_and_pins_kernel(monkeypatch):
+    monkeypatch.delenv("SCHEDCP_IMAGE_PROFILE", raising=False)
     lr = load_recipe()
     assert lr.recipe.kernel.release == "7.3.4+deb13-cloud-amd64"
     assert all(len(d.sha256) == 64 for d in lr.recipe.kernel.debs)
