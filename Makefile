@@ -14,6 +14,12 @@ setup:
 run: setup
 	$(BIN)/schedcp run --workloads hackbench,sqlite,gzip --size smoke --repeat 5
 
+# The main job and the tests (CI too) use the image recipe's `lite` profile: everything
+# but the llama-cpp feature, whose compile is about 25 minutes on a 2-core host (the
+# llama-cpp workload skips there with the reason). `SCHEDCP_IMAGE_PROFILE= make test`
+# uses the whole recipe, as `make bench` and a plain `schedcp` command do.
+run test test-faults test-unit soak: export SCHEDCP_IMAGE_PROFILE ?= lite
+
 test: setup
 	$(BIN)/python -m pytest -v --timeout=1800 tests
 

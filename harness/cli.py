@@ -81,12 +81,16 @@ def cmd_sandbox_info(a) -> int:
     return 0
 
 
-def _backend(a):
-    from sandbox.factory import backend_for
+def _shape(a):
     from sandbox.libvirt.backend import VMShape
 
-    return backend_for(a.recipe, VMShape(vcpus=a.vcpus, memory_mib=a.memory),
-                       log=lambda m: print(m, file=sys.stderr))
+    return VMShape(vcpus=a.vcpus, memory_mib=a.memory)
+
+
+def _backend(a):
+    from sandbox.factory import backend_for
+
+    return backend_for(a.recipe, _shape(a), log=lambda m: print(m, file=sys.stderr))
 
 
 def cmd_sandbox_exec(a) -> int:
@@ -147,11 +151,11 @@ def cmd_workloads_list(a) -> int:
             "requirements": w.spec.requirements.model_dump(),
         } for w in wls], indent=2))
         return 0
-    print(f"{'NAME':16} {'CATEGORY':9} {'PRIMARY METRIC':22} {'BETTER':7} {'SLO':32} {'REQUIRES'}")
+    print(f"{'NAME':16} {'CATEGORY':9} {'PRIMARY METRIC':30} {'BETTER':7} {'SLO':32} {'REQUIRES'}")
     for w in wls:
         s = w.spec
-        req = f"{s.requirements.min_vcpus} vCPU, {s.requirements.memory_mib} MiB" + (", GPU" if s.requirements.gpu else "")
-        print(f"{w.name:16} {s.category:9} {s.primary.metric + ' (' + s.primary_metric.unit + ')':22} "
+        req = f"{s.requirements.min_vcpus} vCPU, {s.requirements.memory_mib} MiB" + ({"required": ", GPU", "optional": ", GPU optional"}.get(s.requirements.gpu, ""))
+        print(f"{w.name:16} {s.category:9} {s.primary.metric + ' (' + s.primary_metric.unit + ')':30} "
               f"{s.primary.direction:7} {_slo_text(s):32} {req}")
     return 0
 
@@ -168,16 +172,27 @@ def cmd_workloads_show(a) -> int:
 
 def cmd_workloads_run(a) -> int:
     from harness.bench import run_workload
-    from harness.workload import load_workload
+    from harness.workload import backend_refusal, load_workload, refusal
 
     wl = load_workload(a.name)
+    # refused before any VM starts (the GPU need before the image is even looked up);
+    # a skip, not a failure
+    why = refusal(wl.spec, len(_shape(a).gpus))
+    be = None
+    if not why:
+        be = _backend(a)
+        why = backend_refusal(wl.spec, be)
+    if why:
+        print(json.dumps({"workload": wl.name, "status": "skipped", "reason": why}) if a.json
+              else f"skipped: {why}")
+        return 0
 
     def show(r) -> None:
         if not a.json:
             vals = "  ".join(f"{k}={v:.6g}" for k, v in r.metrics.items())
             print(f"run {r.index}{' (warm-up, dropped)' if r.warmup else ''}: {vals}", flush=True)
 
-    with _backend(a).open(job="workload", trial=wl.name) as sb:
+    with be.open(job="workload", trial=wl.name) as sb:
         res = run_workload(sb, wl, a.size, repeat=a.repeat, on_run=show)
     if a.json:
         print(json.dumps(res.to_dict(), indent=2))
@@ -203,7 +218,7 @@ def _run_and_report(d, cfg, be, display, agent_kwargs: dict | None = None, out=N
         print(render(results, "md"), file=out or sys.stdout)
         for p in plot(results, d):
             print(f"plot: {p}", file=out or sys.stdout)
-    return 0 if results and all(r.status == "done" for r in results) else 1
+    return 0 if results and all(r.status in ("done", "skipped") for r in results) else 1
 
 
 def _default_parallel(a) -> int:

@@ -69,6 +69,8 @@ class Display:
             return f"[{d['trial']}] agent: {d['text']}"
         if kind == "trial_end":
             r = d.get("ratio")
+            if d["status"] == "skipped":
+                return f"[{d['trial']}] skipped: {d.get('reason', '')}"
             return f"[{d['trial']}] {d['status']} ({d['failure_kind']})" + (f" improvement {r:.3f}x" if r else "")
         return f"{kind}: " + " ".join(f"{k}={v}" for k, v in d.items())
 

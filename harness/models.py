@@ -74,7 +74,7 @@ class MetricStats(BaseModel):
 
 
 class TrialResult(_TrialKey):
-    status: Literal["done", "failed"] = "done"
+    status: Literal["done", "failed", "skipped"] = "done"  # skipped: cannot run here (failure says why)
     failure_kind: FailureKind = "none"
     failure: str = ""
     limit_hit: str | None = None

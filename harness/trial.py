@@ -39,7 +39,7 @@ from .limits import BudgetTracker, LimitExceeded
 from .models import MetricStats, TrialConfig, TrialResult
 from .prompt import instruction
 from .stats import compare, slo_met, summarize_runs
-from .workload import WorkloadError, load_workload
+from .workload import WorkloadError, WorkloadSkipped, backend_refusal, load_workload
 
 Events = Callable[[str, dict], None]
 LIVE_FILE = "live.json"  # present while the trial's sandboxes run
@@ -134,6 +134,9 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
     try:
         wl = load_workload(cfg.workload)
         spec = wl.spec
+        why = backend_refusal(spec, backend)
+        if why:
+            raise WorkloadSkipped(why)
         res.primary_metric, res.direction = spec.primary.metric, spec.primary.direction
         with phase("reset"):
             # both restores at once: most of a restore is libvirt and QEMU waiting
@@ -243,6 +246,9 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                 "tuned_met": slo_met(tmed, bmed, spec.primary.direction, spec.slo.absolute, spec.slo.relative),
                 "slo": spec.slo.model_dump(),
             }
+    except WorkloadSkipped as e:  # refused before any VM starts: no failure kind, status skipped
+        res.failure = str(e)
+        traj.log("skipped", reason=str(e))
     except GuestCrashed as e:
         fail("sandbox_crash", str(e))
     except (SandboxError, WorkloadError) as e:
@@ -254,11 +260,13 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                 sb.close(keep_console=trial_dir / ("console.log" if role == "tuned" else f"console-{role}.log"),
                          wait=False)
         res.usage = tracker.usage
-        res.status = "done" if res.failure_kind in ("none", "budget_exceeded") and res.improvement else "failed"
+        res.status = ("skipped" if res.failure and res.failure_kind == "none" and not res.improvement
+                      else "done" if res.failure_kind in ("none", "budget_exceeded") and res.improvement else "failed")
         res.phases_s["total"] = round(time.monotonic() - t_trial, 3)
         _write_json(trial_dir / "result.json", res.model_dump_json(indent=2))
         events("trial_end", {"trial": cfg.trial_id, "status": res.status, "failure_kind": res.failure_kind,
-                             "ratio": res.improvement.get("ratio") if res.improvement else None})
+                             "ratio": res.improvement.get("ratio") if res.improvement else None,
+                             **({"reason": res.failure} if res.status == "skipped" else {})})
     return res
 
 

@@ -29,6 +29,10 @@ class WorkloadError(Exception):
     """A workload that is missing, invalid, or whose output cannot be parsed."""
 
 
+class WorkloadSkipped(WorkloadError):
+    """A workload that cannot run in this sandbox (e.g. it requires a GPU); says why."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -107,10 +111,32 @@ class Goal(_Strict):
     synonyms: list[str] = Field(default_factory=list)
 
 
+GpuNeed = Literal["none", "optional", "required"]
+
+
 class Requirements(_Strict):
-    gpu: bool = False
+    """What the sandbox must offer. ``gpu``: ``none`` (CPU only), ``optional`` (a CPU run
+    exists, e.g. the smoke size CI runs, and a GPU is used when the sandbox has one) or
+    ``required`` (refused, with the reason, in a sandbox without one). Old specs' booleans
+    still load: ``true`` is ``required``, ``false`` is ``none``."""
+
+    gpu: GpuNeed = "none"
+    # optional parts of the guest image (the recipe's ``features``) the workload's program
+    # is in; on an image built without one (e.g. the lite profile) the workload is skipped
+    image_features: list[str] = Field(default_factory=list)
     min_vcpus: int = 1
     memory_mib: int = 1024
+
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _legacy_bool(cls, v):
+        if isinstance(v, bool):
+            return "required" if v else "none"
+        return v
+
+    @property
+    def gpu_required(self) -> bool:
+        return self.gpu == "required"
 
 
 class WorkloadSpec(_Strict):
@@ -160,6 +186,28 @@ class Workload:
 
     def files(self) -> list[Path]:
         return tree_files(self.folder)
+
+
+def refusal(spec: "WorkloadSpec", gpus: int, image_features: list[str] | None = None,
+            image: str = "this image") -> str | None:
+    """Why ``spec`` cannot run in a sandbox with ``gpus`` passed-through GPUs on an image
+    with ``image_features`` (None: not checked), or None when it can."""
+    if spec.requirements.gpu_required and gpus < 1:
+        return (f"{spec.name} requires a GPU (requirements.gpu: required; {spec.program.name} has no CPU "
+                "size) and this sandbox has none passed through")
+    if image_features is not None:
+        missing = [f for f in spec.requirements.image_features if f not in image_features]
+        if missing:
+            return (f"{spec.name} needs the image feature {', '.join(missing)}, which {image} leaves out; "
+                    "build and use the whole recipe (no SCHEDCP_IMAGE_PROFILE, no @profile)")
+    return None
+
+
+def backend_refusal(spec: "WorkloadSpec", backend) -> str | None:
+    """:func:`refusal` for the sandboxes of ``backend`` (its GPUs and its image)."""
+    lock = backend.image.lock
+    label = f"image {backend.image.key} (profile {lock.profile})" if lock.profile else f"image {backend.image.key}"
+    return refusal(spec, len(backend.shape.gpus), lock.features, label)
 
 
 def tree_files(folder: Path) -> list[Path]:

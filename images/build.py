@@ -33,7 +33,7 @@ REQUIRED_TOOLS = {
     "qemu-img": "apt-get install qemu-utils",
     "ssh-keygen": "apt-get install openssh-client",
 }
-MIN_FREE_BYTES = 8 * 2**30
+MIN_FREE_BYTES = 24 * 2**30  # the rootfs, the raw filesystem and the qcow2 of the default recipe at once
 
 
 class BuildError(Exception):
@@ -119,7 +119,8 @@ def _install_guest_files(root: Path, lr: LoadedRecipe, work: Path, key: str) -> 
     (root / "etc/hosts").write_text("127.0.0.1 localhost\n127.0.1.1 schedcp-guest\n")
     (root / "etc/schedcp").mkdir(exist_ok=True)
     (root / "etc/schedcp/image.json").write_text(
-        json.dumps({"key": key, "recipe": lr.name, "kernel_release": lr.recipe.kernel.release}, indent=2)
+        json.dumps({"key": key, "recipe": lr.name, "profile": lr.profile, "features": lr.features,
+                    "kernel_release": lr.recipe.kernel.release}, indent=2)
     )
     for junk in list((root / "var/cache/apt/archives").glob("*.deb")) + list(
         (root / "var/lib/apt/lists").glob("*_Packages*")
@@ -135,8 +136,8 @@ def _run_logged(cmd: list[str], logf, env: dict | None = None) -> None:
         raise BuildError(f"{cmd[0]} failed with exit {r.returncode}")
 
 
-def build(spec: str | None = None, *, force: bool = False, log: Log = print) -> Image:
-    lr = load_recipe(spec)
+def build(spec: str | LoadedRecipe | None = None, *, force: bool = False, log: Log = print) -> Image:
+    lr = spec if isinstance(spec, LoadedRecipe) else load_recipe(spec)
     key = lr.key
     existing = find_image(key)
     if existing and not force:
@@ -222,6 +223,8 @@ def build(spec: str | None = None, *, force: bool = False, log: Log = print) -> 
             lock = ImageLock(
                 key=key,
                 recipe=lr.name,
+                profile=lr.profile,
+                features=lr.features,
                 kernel_release=r.kernel.release,
                 kernel_version=r.kernel.version,
                 cmdline=r.kernel.cmdline,

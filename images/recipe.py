@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .yamlspec import load_yaml_model
 
@@ -56,6 +57,23 @@ class Kernel(_Strict):
     cmdline: str = "console=ttyS0 quiet panic=-1"
 
 
+class Feature(_Strict):
+    """An optional part of the image: the steps that add it. Workloads that need it say
+    so (``requirements.image_features``) and are skipped, with the reason, on an image
+    built without it."""
+
+    description: str = ""
+    steps: list[str] = Field(min_length=1)
+
+
+class Profile(_Strict):
+    """A variant of the recipe that leaves some features out (like mkosi's profiles):
+    built with ``RECIPE@PROFILE`` or ``SCHEDCP_IMAGE_PROFILE``, cached under its own key."""
+
+    description: str = ""
+    without: list[str] = Field(min_length=1)
+
+
 class Recipe(_Strict):
     schema_version: int = 1
     name: str
@@ -64,6 +82,17 @@ class Recipe(_Strict):
     kernel: Kernel
     packages: list[str]
     disk_size: str = "8G"
+    features: dict[str, Feature] = Field(default_factory=dict)
+    profiles: dict[str, Profile] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _profiles_name_features(self):
+        for pname, prof in self.profiles.items():
+            unknown = [f for f in prof.without if f not in self.features]
+            if unknown:
+                raise ValueError(f"profile {pname!r} leaves out unknown features {unknown}; "
+                                 f"features: {sorted(self.features)}")
+        return self
 
     @field_validator("packages")
     @classmethod
@@ -81,20 +110,45 @@ class Recipe(_Strict):
 
 
 class LoadedRecipe:
-    """A validated recipe plus the folder it came from."""
+    """A validated recipe plus the folder it came from, and the profile it is built with
+    (None: every feature)."""
 
-    def __init__(self, recipe: Recipe, folder: Path):
+    def __init__(self, recipe: Recipe, folder: Path, profile: str | None = None):
         self.recipe = recipe
         self.folder = folder
+        self.profile = profile
+        names = {p.name for p in self._all_steps()}
+        for fname, feat in recipe.features.items():
+            missing = [s for s in feat.steps if s not in names]
+            if missing:
+                raise RecipeError(f"{folder / 'recipe.yaml'}: feature {fname!r} names steps that are not in "
+                                  f"{folder / 'steps'}: {missing}")
 
     @property
     def name(self) -> str:
         return self.recipe.name
 
     @property
-    def steps(self) -> list[Path]:
+    def spec(self) -> str:
+        """How to name this recipe and profile again (``schedcp image build SPEC``)."""
+        return f"{self.name}@{self.profile}" if self.profile else self.name
+
+    @property
+    def features(self) -> list[str]:
+        """The recipe's features this build contains."""
+        without = set(self.recipe.profiles[self.profile].without) if self.profile else set()
+        return sorted(f for f in self.recipe.features if f not in without)
+
+    def _all_steps(self) -> list[Path]:
         d = self.folder / "steps"
         return sorted(d.glob("*.sh")) if d.is_dir() else []
+
+    @property
+    def steps(self) -> list[Path]:
+        """The build steps, without those of the features the profile leaves out."""
+        keep = set(self.features)
+        dropped = {s for f, feat in self.recipe.features.items() if f not in keep for s in feat.steps}
+        return [p for p in self._all_steps() if p.name not in dropped]
 
     def manifest(self) -> dict:
         """Everything the image depends on, as one dict: its hash is the cache key."""
@@ -102,17 +156,21 @@ class LoadedRecipe:
         def digest(p: Path) -> str:
             return hashlib.sha256(p.read_bytes()).hexdigest()
 
-        return {
+        m = {
             "builder_version": BUILDER_VERSION,
             "recipe": self.recipe.model_dump(mode="json"),
             "steps": {p.name: digest(p) for p in self.steps},
             "guest_files": {p.name: digest(p) for p in sorted(GUEST_DIR.iterdir()) if p.is_file()},
         }
+        if self.profile:
+            m["profile"] = self.profile
+        return m
 
     @property
     def key(self) -> str:
         blob = json.dumps(self.manifest(), sort_keys=True).encode()
-        return f"{self.recipe.name}-{hashlib.sha256(blob).hexdigest()[:16]}"
+        prefix = f"{self.recipe.name}-{self.profile}" if self.profile else self.recipe.name
+        return f"{prefix}-{hashlib.sha256(blob).hexdigest()[:16]}"
 
 
 def resolve_recipe_path(spec: str | None) -> Path:
@@ -130,6 +188,23 @@ def resolve_recipe_path(spec: str | None) -> Path:
     raise RecipeError(f"no recipe {spec!r}: give a recipe folder, a recipe.yaml, or one of: {known}")
 
 
+PROFILE_ENV = "SCHEDCP_IMAGE_PROFILE"
+
+
 def load_recipe(spec: str | None = None) -> LoadedRecipe:
+    """``spec``: a recipe (see :func:`resolve_recipe_path`), optionally ``@PROFILE``.
+    Without one, the profile named by $SCHEDCP_IMAGE_PROFILE is used when the recipe
+    has it (`make test` sets lite; a recipe without that profile is built whole)."""
+    spec = spec or DEFAULT_RECIPE
+    explicit = None
+    if "@" in spec and not Path(spec).exists():
+        spec, explicit = spec.rsplit("@", 1)
     path = resolve_recipe_path(spec)
-    return LoadedRecipe(load_yaml_model(path, Recipe, RecipeError), path.parent)
+    recipe = load_yaml_model(path, Recipe, RecipeError)
+    profile = explicit or os.environ.get(PROFILE_ENV) or None
+    if profile and profile not in recipe.profiles:
+        if explicit:
+            known = ", ".join(sorted(recipe.profiles)) or "none"
+            raise RecipeError(f"recipe {recipe.name} has no profile {profile!r} (profiles: {known})")
+        profile = None
+    return LoadedRecipe(recipe, path.parent, profile)

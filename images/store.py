@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 def home() -> Path:
@@ -38,6 +38,8 @@ class ImageLock(BaseModel):
     schema_version: int = 1
     key: str
     recipe: str
+    profile: str | None = None  # the recipe's profile it was built with (None: whole recipe)
+    features: list[str] = Field(default_factory=list)  # the recipe's optional features it contains
     kernel_release: str
     kernel_version: str
     cmdline: str
@@ -91,7 +93,8 @@ class Image:
     def summary(self) -> dict:
         return {
             "key": self.key,
-            "recipe": self.lock.recipe,
+            "recipe": self.lock.recipe + (f"@{self.lock.profile}" if self.lock.profile else ""),
+            "features": self.lock.features,
             "kernel": self.lock.kernel_release,
             "built_at": self.lock.built_at,
             "base_sha256": self.lock.digests.get("base.qcow2", ""),

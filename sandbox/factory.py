@@ -20,9 +20,9 @@ def backend_for(recipe: str | None = None, shape: VMShape = VMShape(), *, build_
         if not build_missing:
             from .base import SandboxUnavailable
 
-            raise SandboxUnavailable(f"image {lr.key} is not built: run `schedcp image build {lr.name}`")
-        log(f"image for recipe {lr.name} is not built yet: building it (about 2 minutes)")
-        image = build(lr.folder / "recipe.yaml", log=log)
+            raise SandboxUnavailable(f"image {lr.key} is not built: run `schedcp image build {lr.spec}`")
+        log(f"image for recipe {lr.spec} is not built yet: building it (see README: Images for how long)")
+        image = build(lr, log=log)
     bad = image.verify()
     if bad:
         from .base import SandboxUnavailable
@@ -30,9 +30,9 @@ def backend_for(recipe: str | None = None, shape: VMShape = VMShape(), *, build_
 
         msg = f"image {image.key} is corrupted: {', '.join(bad)} no longer match(es) image.lock.json"
         if not build_missing:
-            raise SandboxUnavailable(msg + f"; rebuild it with `schedcp image build --force {lr.name}`")
+            raise SandboxUnavailable(msg + f"; rebuild it with `schedcp image build --force {lr.spec}`")
         log(msg + ": rebuilding it")
         shutil.rmtree(states_root() / image.key, ignore_errors=True)  # saved states of the old base
-        image = build(lr.folder / "recipe.yaml", force=True, log=log)
+        image = build(lr, force=True, log=log)
     kwargs = {"events": events} if events else {}
     return LibvirtBackend(image, shape, **kwargs)

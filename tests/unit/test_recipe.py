@@ -21,12 +21,40 @@ def _edit(folder: Path, fn) -> None:
     p.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
-def test_default_recipe_valid_and_pins_kernel():
+def test_default_recipe_valid_and_pins_kernel(monkeypatch):
+    monkeypatch.delenv("SCHEDCP_IMAGE_PROFILE", raising=False)
     lr = load_recipe()
     assert lr.recipe.kernel.release == "7.3.4+deb13-cloud-amd64"
     assert all(len(d.sha256) == 64 for d in lr.recipe.kernel.debs)
     assert lr.recipe.packages == sorted(lr.recipe.packages)
-    assert [s.name for s in lr.steps] == ["50-sched-ext-examples.sh"]
+    assert [s.name for s in lr.steps] == ["50-sched-ext-examples.sh", "60-kernel-build-tree.sh",
+                                          "61-llvm-build-tree.sh", "62-python-packages.sh", "63-llama-cpp.sh"]
+
+
+def test_profile_leaves_a_feature_out_under_its_own_key(monkeypatch):
+    monkeypatch.delenv("SCHEDCP_IMAGE_PROFILE", raising=False)
+    whole, ci = load_recipe(), load_recipe("trixie-7.3-scx@lite")
+    assert whole.features == ["llama-cpp"] and ci.features == []
+    assert "63-llama-cpp.sh" in [p.name for p in whole.steps]
+    assert "63-llama-cpp.sh" not in [p.name for p in ci.steps]
+    assert ci.key.startswith("trixie-7.3-scx-lite-") and ci.key != whole.key and ci.spec == "trixie-7.3-scx@lite"
+    # the environment picks the profile when none is named; a recipe without it is built whole
+    monkeypatch.setenv("SCHEDCP_IMAGE_PROFILE", "lite")
+    assert load_recipe().key == ci.key
+    assert load_recipe("ubuntu-6.15.11-mainline").profile is None
+    with pytest.raises(RecipeError, match="no profile 'gpu'.*profiles: lite"):
+        load_recipe("trixie-7.3-scx@gpu")
+
+
+def test_profile_of_an_unknown_feature_and_feature_of_a_missing_step_are_refused(tmp_path):
+    f = _copy_recipe(tmp_path)
+    _edit(f, lambda d: d["profiles"]["lite"].update(without=["cuda"]))
+    with pytest.raises(RecipeError, match="unknown features \\['cuda'\\]"):
+        load_recipe(str(f))
+    f = _copy_recipe(tmp_path / "b")
+    _edit(f, lambda d: d["features"]["llama-cpp"].update(steps=["99-nothing.sh"]))
+    with pytest.raises(RecipeError, match="feature 'llama-cpp' names steps that are not in.*99-nothing.sh"):
+        load_recipe(str(f))
 
 
 def test_cache_key_is_stable_and_follows_content(tmp_path):

@@ -1,10 +1,11 @@
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from harness.workload import WORKLOADS_DIR, WorkloadError, list_workloads, load_workload, parse_metrics
+from harness.workload import WORKLOADS_DIR, WorkloadError, refusal, list_workloads, load_workload, parse_metrics
 
 ALL = [w.name for w in list_workloads()]
 
@@ -41,6 +42,26 @@ SAMPLES = {
                 "readrandom   :      24.833 micros/op 79153 ops/sec 3.790 seconds 300000 operations;    7.6 MB/s "
                 "(129570 of 150000 found)\n", {"read_ops_s": 79153, "fill_ops_s": 15838}),
     "sqlite": ("200000|1234\nschedcp_wall_s=3.700123\n", {"wall_s": 3.700123}),
+    # The workloads below: the lines their launch scripts print (and pgbench 17's summary
+    # lines), written from the scripts' formats with illustrative values, not captured.
+    "postgres": ("transaction type: <builtin: select only>\nscaling factor: 2\nnumber of clients: 8\n"
+                 "latency average = 6.412 ms\ninitial connection time = 45.120 ms\n"
+                 "tps = 1247.635021 (without initial connection time)\ntransactions_logged=6238\n"
+                 "p50_latency_us=5120\np99_latency_us=21874\n",
+                 {"tps": 1247.635021, "avg_latency_ms": 6.412, "p99_latency_us": 21874, "p50_latency_us": 5120}),
+    "kernel-build": ("built with make -j2 (smoke)\nschedcp_wall_s=41.250000\n", {"wall_s": 41.25}),
+    "llvm-build": ("[4/4] Building CXX object lib/Support/CMakeFiles/LLVMSupport.dir/APInt.cpp.o\n"
+                   "built with ninja -j2 (smoke)\nschedcp_wall_s=52.5\n", {"wall_s": 52.5}),
+    "clickhouse": ("query 1: 0.416 s, 10 rows\nload_s=2.1137\nquery_s=4.1096\n", {"query_s": 4.1096, "load_s": 2.1137}),
+    "pytorch": ("device=cpu threads=2 torch=2.6.0\nfinal_loss=2.2931\ntrain_s=17.8\nsteps_per_s=8.4270\n"
+                "samples_per_s=539.33\n", {"steps_per_s": 8.427, "samples_per_s": 539.33}),
+    "faiss": ("device=cpu threads=2 faiss=1.11.0\nflat_search_s=7.6\nflat_qps=39.40\nivf_build_s=3.2\n"
+              "ivf_qps=812.50\nivf_recall_at_10=0.612\n", {"flat_qps": 39.4, "ivf_qps": 812.5, "ivf_build_s": 3.2}),
+    "llama-cpp": ("device=cpu threads=2 llama_cpp_python=0.3.36\ntext='A scheduler'\nprompt_tokens=27 gen_tokens=16\n"
+                  "prompt_tokens_per_s=11.250\ngen_tokens_per_s=3.125\n",
+                  {"gen_tokens_per_s": 3.125, "prompt_tokens_per_s": 11.25}),
+    "vllm": ("output_tokens=1024 seconds=2.0\noutput_tokens_per_s=512.00\nrequests_per_s=8.000\n",
+             {"output_tokens_per_s": 512.0, "requests_per_s": 8.0}),
 }
 
 
@@ -100,3 +121,75 @@ def test_slo_needs_a_threshold(tmp_path):
     _edit(f, lambda d: d.update(slo={}))
     with pytest.raises(WorkloadError, match="an SLO needs"):
         load_workload(f)
+
+
+def test_gpu_requirement_levels_and_legacy_booleans(tmp_path):
+    f = _copy(tmp_path)
+    for given, want in ((True, "required"), (False, "none"), ("optional", "optional"), ("required", "required")):
+        _edit(f, lambda d: d.update(requirements={"gpu": given, "min_vcpus": 1, "memory_mib": 512}))
+        assert load_workload(f).spec.requirements.gpu == want
+    _edit(f, lambda d: d.update(requirements={"gpu": "sometimes"}))
+    with pytest.raises(WorkloadError, match="field requirements.gpu"):
+        load_workload(f)
+
+
+def test_gpu_required_workloads_are_refused_with_the_reason_optional_ones_run():
+    by_need = {w.name: w.spec.requirements.gpu for w in list_workloads()}
+    assert by_need["vllm"] == "required"
+    assert {by_need[n] for n in ("llama-cpp", "pytorch", "faiss")} == {"optional"}
+    why = refusal(load_workload("vllm").spec, gpus=0)
+    assert why and "requires a GPU" in why and "vllm" in why
+    assert refusal(load_workload("vllm").spec, gpus=1) is None
+    for name in ("llama-cpp", "pytorch", "faiss", "hackbench"):
+        assert refusal(load_workload(name).spec, gpus=0) is None
+
+
+def test_workload_needing_an_image_feature_is_refused_on_an_image_without_it():
+    spec = load_workload("llama-cpp").spec
+    assert spec.requirements.image_features == ["llama-cpp"]
+    why = refusal(spec, gpus=0, image_features=[])
+    assert why and "needs the image feature llama-cpp" in why and "leaves out" in why
+    assert refusal(spec, gpus=0, image_features=["llama-cpp"]) is None
+    assert refusal(load_workload("hackbench").spec, gpus=0, image_features=[]) is None
+
+
+def test_cli_run_of_a_gpu_workload_without_gpu_is_a_skip_before_any_vm(capsys, monkeypatch):
+    from harness import cli
+
+    monkeypatch.setattr(cli, "_backend", lambda a: pytest.fail("no VM may start for a refused workload"))
+    assert cli.main(["workloads", "run", "vllm", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "skipped" and "requires a GPU" in out["reason"]
+
+
+def test_trial_of_a_gpu_workload_without_gpu_is_skipped_with_the_reason(tmp_path):
+    from harness.models import TrialConfig
+    from harness.trial import run_trial
+
+    class NoGpuBackend:  # refused before any sandbox is opened
+        image = type("I", (), {"key": "img", "lock": type("L", (), {"features": [], "profile": "lite"})()})()
+        shape = type("S", (), {"gpus": (), "vcpus": 2, "memory_mib": 4096})()
+
+        def open(self, **kw):
+            pytest.fail("no VM may start for a refused workload")
+
+    res = run_trial(TrialConfig(trial_id="t", workload="vllm", agent="linux-default"),
+                    tmp_path, NoGpuBackend())
+    assert res.status == "skipped" and res.failure_kind == "none" and "requires a GPU" in res.failure
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "skipped"
+
+
+def test_trial_of_a_workload_missing_from_the_image_is_skipped_with_the_reason(tmp_path):
+    from harness.models import TrialConfig
+    from harness.trial import run_trial
+
+    class CiImageBackend:  # an image built with the `lite` profile: no llama-cpp feature
+        image = type("I", (), {"key": "img-lite", "lock": type("L", (), {"features": [], "profile": "lite"})()})()
+        shape = type("S", (), {"gpus": (), "vcpus": 2, "memory_mib": 4096})()
+
+        def open(self, **kw):
+            pytest.fail("no VM may start for a refused workload")
+
+    res = run_trial(TrialConfig(trial_id="t", workload="llama-cpp", agent="linux-default"),
+                    tmp_path, CiImageBackend())
+    assert res.status == "skipped" and res.failure_kind == "none" and "needs the image feature llama-cpp" in res.failure

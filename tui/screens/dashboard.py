@@ -144,7 +144,7 @@ class DashboardScreen(Screen):
             self.notify("the events say this job is running (started elsewhere?); if it was killed, "
                         "press u again to resume it", severity="warning")
             return
-        if m.config is None or all(r.phase in ("done", "failed") for r in m.rows.values()):
+        if m.config is None or all(r.phase in ("done", "failed", "skipped") for r in m.rows.values()):
             self.notify("nothing to resume: every trial is recorded")
             return
         self.process = JobProcess.start(model.resume_command(m.id, self.app.python), m.id, self.app.jobs_root)
