@@ -1,4 +1,5 @@
-"""Image recipes: a folder with ``recipe.yaml`` plus ``steps/*.sh`` (run in sorted order).
+"""Image recipes: a folder with ``recipe.yaml`` plus ``steps/*.sh`` (run in sorted order;
+``steps/lib/`` holds shell they source).
 
 A recipe pins everything that decides what the guest is: the Debian suite and mirror,
 the kernel (exact release, package version, and the sha256 of every kernel .deb), the
@@ -160,6 +161,8 @@ class LoadedRecipe:
             "builder_version": BUILDER_VERSION,
             "recipe": self.recipe.model_dump(mode="json"),
             "steps": {p.name: digest(p) for p in self.steps},
+            # shell sourced by the steps (steps/lib/*): part of what they do
+            "step_lib": {p.name: digest(p) for p in sorted((self.folder / "steps" / "lib").glob("*")) if p.is_file()},
             "guest_files": {p.name: digest(p) for p in sorted(GUEST_DIR.iterdir()) if p.is_file()},
         }
         if self.profile:

