@@ -10,6 +10,7 @@ under ``$SCHEDCP_HOME/logs/``.
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import json
 import os
 import shlex
@@ -143,6 +144,28 @@ def build(spec: str | LoadedRecipe | None = None, *, force: bool = False, log: L
     if existing and not force:
         log(f"image {key} is already built (cached by recipe content)")
         return existing
+    images_dir().mkdir(parents=True, exist_ok=True)
+    # One build per key at a time (two processes wanting the same missing image, e.g. a
+    # job and a test run): the second waits, then uses what the first built.
+    with open(images_dir() / f".{key}.lock", "a+") as lockf:
+        try:
+            fcntl.flock(lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lockf.seek(0)
+            log(f"image {key} is being built by another process (pid {lockf.read().strip() or '?'}): waiting")
+            fcntl.flock(lockf, fcntl.LOCK_EX)
+            existing = find_image(key)
+            if existing:
+                log(f"image {key} was built meanwhile by that process")
+                return existing
+        lockf.seek(0)
+        lockf.truncate()
+        lockf.write(f"{os.getpid()}\n")
+        lockf.flush()
+        return _build_locked(lr, key, log)
+
+
+def _build_locked(lr: LoadedRecipe, key: str, log: Log) -> Image:
     preflight(lr)
     final = images_dir() / key
     work = images_dir() / f".build-{key}-{os.getpid()}"

@@ -311,16 +311,17 @@ class LibvirtBackend:
     def cold_boot(self, job: str = "adhoc", trial: str | None = None) -> "LibvirtSandbox":
         """A guest booted from scratch (no saved state): for measurements and debugging."""
         name = self._name(job, trial)
-        run_name_dir = run_root() / name
-        run_name_dir.parent.mkdir(parents=True, exist_ok=True)
-        disk = run_root() / f".{name}.qcow2"
-        _qemu_img_overlay(disk, self.image.base, self.qemu_owner)
+        # The overlay is made before the VM's run folder exists, in a locked folder of its
+        # own: a run killed meanwhile leaves it to cleanup_stale, like any run folder.
+        tmp_dir, tmp_fd = self._new_run_dir(f".cold-{name}")
+        disk = tmp_dir / "overlay.qcow2"
         try:
+            _qemu_img_overlay(disk, self.image.base, self.qemu_owner)
             sb = self._boot(name, str(uuidlib.uuid4()), disk, {"job": job, "trial": trial or "", "role": "cold"})
-        except BaseException:
-            disk.unlink(missing_ok=True)
-            raise
-        shutil.move(str(disk), sb.run_dir / "overlay.qcow2")
+            shutil.move(str(disk), sb.run_dir / "overlay.qcow2")  # same inode: QEMU keeps it open
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            os.close(tmp_fd)
         sb.check_kernel_pin()
         return sb
 

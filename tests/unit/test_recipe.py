@@ -129,3 +129,39 @@ def test_unreachable_kernel_url_is_one_clear_line(tmp_path):
     _edit(f, lambda d: d["kernel"].update(debs=[{"url": "http://127.0.0.1:9/k.deb", "sha256": "1" * 64}]))
     with pytest.raises(BuildError, match=r"cannot download http://127.0.0.1:9/k.deb: .*needs that host"):
         download_debs(load_recipe(str(f)), tmp_path / "debs", log=lambda m: None)
+
+
+def test_a_second_build_of_the_same_image_waits_and_uses_the_first(tmp_path, monkeypatch):
+    """Two processes wanting the same missing image: the second waits for the first's
+    lock and takes its result instead of building (and replacing) it again."""
+    import fcntl
+    import json
+    import threading
+    import time
+
+    from images.build import build
+
+    monkeypatch.setenv("SCHEDCP_HOME", str(tmp_path))
+    lr = load_recipe()
+    images = tmp_path / "images"
+    images.mkdir()
+    holder = open(images / f".{lr.key}.lock", "a+")
+    fcntl.flock(holder, fcntl.LOCK_EX)  # "another process" is building
+    holder.write("4242\n")
+    holder.flush()
+
+    def finish_other_build():
+        time.sleep(0.5)
+        (images / lr.key).mkdir()
+        (images / lr.key / "image.lock.json").write_text(json.dumps({
+            "key": lr.key, "recipe": lr.name, "kernel_release": "r", "kernel_version": "v", "cmdline": "",
+            "boot_initrd": True, "digests": {}, "packages": {}, "manifest": {}, "built_at": "now",
+            "build_seconds": 1.0, "tools": {}}))
+        fcntl.flock(holder, fcntl.LOCK_UN)
+
+    threading.Thread(target=finish_other_build).start()
+    said: list[str] = []
+    img = build(lr, log=said.append)
+    holder.close()
+    assert img.key == lr.key
+    assert "being built by another process (pid 4242): waiting" in said[0] and "built meanwhile" in said[1]

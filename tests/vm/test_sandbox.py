@@ -164,3 +164,20 @@ def test_guest_panic_is_a_sandbox_failure(backend):
         assert "Kernel panic" in ei.value.console_tail
     finally:
         sb.close()
+
+
+def test_cold_boot_and_a_killed_cold_boots_leftovers(backend):
+    """A cold boot (no saved state) gives a working guest with its overlay in its run
+    folder; the locked folder its overlay was made in is gone. One left by a killed run
+    (lock free) is removed by cleanup_stale."""
+    from sandbox.libvirt.backend import cleanup_stale, run_root
+
+    with backend.cold_boot(job="pytest", trial="cold") as sb:
+        assert sb.run("uname -r").stdout.strip() == backend.image.lock.kernel_release
+        assert (sb.run_dir / "overlay.qcow2").is_file()
+        assert not list(run_root().glob(".cold-*"))
+    left = run_root() / ".cold-schedcp-pytest-killed"
+    left.mkdir(parents=True)
+    (left / "lock").write_text("12345\n")  # no process holds it
+    (left / "overlay.qcow2").write_bytes(b"\0" * 4096)
+    assert left.name in cleanup_stale() and not left.exists()
