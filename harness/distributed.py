@@ -160,12 +160,12 @@ def run_trial_task(tc_json: str, setup: dict, agent_kwargs: dict | None, replay:
     from .trial import run_trial
 
     tc = TrialConfig.model_validate_json(tc_json)
-    host = socket.gethostname()
+    where = {"host": socket.gethostname(), "node": ray.util.get_node_ip_address()}
     attempt = ray.get(events.start.remote(tc.trial_id))
     if attempt > 1:
-        events.put.remote("trial_retry", {"trial": tc.trial_id, "attempt": attempt, "host": host,
+        events.put.remote("trial_retry", {"trial": tc.trial_id, "attempt": attempt, **where,
                                           "reason": "the host of an earlier attempt was lost"})
-    ray.get(events.put.remote("trial_start", {"trial": tc.trial_id, "host": host, "attempt": attempt}))
+    ray.get(events.put.remote("trial_start", {"trial": tc.trial_id, **where, "attempt": attempt}))
 
     def forward(kind: str, data: dict) -> None:
         if kind != "trial_end":  # the driver announces it once the folder is in the job
@@ -185,6 +185,20 @@ def run_trial_task(tc_json: str, setup: dict, agent_kwargs: dict | None, replay:
 
 
 # -- the driver side -------------------------------------------------------------------
+def use_token_if_present() -> bool:
+    """Ray's token authentication: a head started where a token exists (``ray
+    get-auth-token --generate``) requires it, but a joining node or driver sends it only in
+    ``RAY_AUTH_MODE=token``. Turn that on when this host has a token (``RAY_AUTH_TOKEN``,
+    ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``) and the mode is not set."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return os.environ["RAY_AUTH_MODE"] == "token"
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or path.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+        return True
+    return False
+
+
 def _check_reachable(address: str) -> None:
     if address == "auto":
         return
@@ -225,6 +239,7 @@ class RayRunner:
         self.slots = 0
 
     def connect(self, workloads: list[str]) -> "RayRunner":
+        use_token_if_present()  # before Ray is imported: it reads the mode once
         ray = require_ray()
         from images.recipe import load_recipe
 
@@ -410,6 +425,7 @@ def start_worker(address: str, vm_slots: int, gpu_slots: int = 0, recipe: str | 
         raise DistributedError("--vm-slots must be at least 1")
     require_ray()
     _check_reachable(address)
+    use_token_if_present()  # inherited by `ray start`
     ensure_libvirtd()
     t = time.monotonic()
     key = check_image(recipe)

@@ -166,11 +166,16 @@ def local_ray(tmp_path_factory):
     import tempfile
 
     tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # AF_UNIX paths must stay short
+    # a local ray.init() would turn on token auth and write ~/.ray/auth_token (tests/vm/test_ray.py uses a token)
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE",)}
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     ray.init(num_cpus=0, resources={"vm_slots": 2}, include_dashboard=False, object_store_memory=80_000_000,
              _temp_dir=tmp, logging_level="WARNING", log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
     yield ray
     ray.shutdown()
+    for k, v in saved.items():
+        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     subprocess.run(["rm", "-rf", tmp])
 
 
