@@ -9,6 +9,9 @@ it and runs it again, and never touches a finished one. Progress goes to a Displ
 ``jobs/<job-id>/events.jsonl`` (with a wall-clock ``ts``), so a job started headless can
 be watched from another process (the TUI) and vice versa.
 
+The trials run on this host (:func:`run_local`, ``parallel`` at a time) or, with a runner
+from ``harness.distributed``, as Ray tasks on many hosts; the job folder is the same.
+
 A file ``jobs/<job-id>/STOP`` asks a running job to finish its running trials and start
 no new one (:func:`request_stop`); the job then ends in state ``stopped`` and can be
 continued with ``schedcp jobs resume``.
