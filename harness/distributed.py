@@ -164,7 +164,7 @@ def run_trial_task(tc_json: str, setup: dict, agent_kwargs: dict | None, replay:
     attempt = ray.get(events.start.remote(tc.trial_id))
     if attempt > 1:
         events.put.remote("trial_retry", {"trial": tc.trial_id, "attempt": attempt, **where,
-                                          "reason": "the host of an earlier attempt was lost"})
+                                          "reason": "the worker of an earlier attempt was lost"})
     ray.get(events.put.remote("trial_start", {"trial": tc.trial_id, **where, "attempt": attempt}))
 
     def forward(kind: str, data: dict) -> None:

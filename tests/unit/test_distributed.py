@@ -121,6 +121,19 @@ def test_missing_image_is_a_clear_error(tmp_path, monkeypatch):
         dist.check_image(None)
 
 
+def test_token_auth_is_turned_on_only_where_a_token_is(tmp_path, monkeypatch):
+    for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.setenv(k, "")  # so that monkeypatch restores what was there, whatever the test sets
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert dist.use_token_if_present() is False and "RAY_AUTH_MODE" not in os.environ
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("t" * 32)
+    assert dist.use_token_if_present() is True and os.environ["RAY_AUTH_MODE"] == "token"
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # an explicit choice is kept
+    assert dist.use_token_if_present() is False and os.environ["RAY_AUTH_MODE"] == "disabled"
+
+
 def test_ray_start_command_advertises_slots_and_no_cpus():
     cmd = dist.ray_start_command("10.0.0.1:6379", 4, 1, node_ip="10.0.0.7", block=True)
     assert cmd[1:4] == ["start", "--address", "10.0.0.1:6379"]
