@@ -61,7 +61,8 @@ def require_ray():
 def trial_resources(spec) -> dict[str, float]:
     """The custom resources one trial of a workload (its ``WorkloadSpec``) needs."""
     res = {VM_SLOTS: 1.0}
-    if spec.requirements.gpu:
+    gpu = spec.requirements.gpu  # a bool, or the level none / optional / required
+    if gpu is True or gpu == "required":  # an optional GPU is used only where a trial finds one
         res[GPU_SLOTS] = 1.0
     return res
 
@@ -257,7 +258,7 @@ class RayRunner:
         if not self.slots:
             raise DistributedError(f"no host of the Ray cluster at {self.address} advertises {VM_SLOTS}: run "
                                    f"`schedcp worker start --address {self.address}` on each VM host")
-        if any(load_workload(w).spec.requirements.gpu for w in workloads) and not total.get(GPU_SLOTS):
+        if any(GPU_SLOTS in trial_resources(load_workload(w).spec) for w in workloads) and not total.get(GPU_SLOTS):
             raise DistributedError(f"a workload needs a GPU and no host of the cluster advertises {GPU_SLOTS} "
                                    "(schedcp worker start --gpu-slots N)")
         # every worker host must have the job's image; its facts go into job.json
@@ -350,6 +351,7 @@ class RayRunner:
                 r = read_result(d / tid)
                 events("trial_end", {"trial": tid, "status": r.status, "failure_kind": r.failure_kind,
                                      "ratio": r.improvement.get("ratio") if r.improvement else None,
+                                     **({"reason": r.failure} if r.status == "skipped" else {}),
                                      "host": hosts.get(tid)})
         drain()
         ray.kill(queue)

@@ -23,8 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 def test_resources_ask_for_a_vm_slot_and_a_gpu_slot_only_for_gpu_workloads():
     spec = load_workload("hackbench").spec
     assert dist.trial_resources(spec) == {"vm_slots": 1.0}
-    gpu = spec.model_copy(update={"requirements": spec.requirements.model_copy(update={"gpu": True})})
-    assert dist.trial_resources(gpu) == {"vm_slots": 1.0, "gpu_slots": 1.0}
+    for need, slots in ((True, 1.0), ("required", 1.0), ("optional", None), ("none", None), (False, None)):
+        gpu = spec.model_copy(update={"requirements": spec.requirements.model_copy(update={"gpu": need})})
+        assert dist.trial_resources(gpu) == {"vm_slots": 1.0, **({"gpu_slots": slots} if slots else {})}, need
 
 
 def _trial_folder(root: Path, tid: str, marker: str = "x") -> Path:
