@@ -105,6 +105,14 @@ def test_cli_errors_are_one_line(args, msg, tmp_path):
     assert not (tmp_path / "jobs").exists()  # no job folder for a job that cannot start
 
 
+def test_ray_is_imported_only_by_the_ray_code_paths():
+    code = ("import sys, harness.cli, harness.job, harness.distributed; "
+            "harness.cli.build_parser().parse_args(['run', '--workloads', 'x', '--ray', 'h:1']); "
+            "print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 def test_worker_start_requires_an_address():
     r = _cli("worker", "start")
     assert r.returncode == 2 and "--address" in r.stderr
