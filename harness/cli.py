@@ -15,7 +15,10 @@ Verbs (more arrive with the harness issues):
               [--size smoke|full] [--repeat R] [--display plain|jsonl] [--no-slo-hint]
   schedcp local-model serve [--model FILE.gguf] [--port P]
                                              an OpenAI-compatible server for the openai agent
-  schedcp jobs list | schedcp jobs resume JOB
+              [--ray HEAD:PORT|auto]            trials as tasks on a Ray cluster's VM hosts
+  schedcp worker start --address HEAD:PORT [--vm-slots N] [--gpu-slots M]
+                                             check this VM host and join the Ray cluster
+  schedcp jobs list | schedcp jobs resume JOB [--ray ADDRESS]
   schedcp report JOB [--format md|csv|json]
 """
 
@@ -209,11 +212,11 @@ def _default_agent() -> str:
     return "claude" if os.environ.get("ANTHROPIC_API_KEY") else "scx-search"
 
 
-def _run_and_report(d, cfg, be, display, agent_kwargs: dict | None = None, out=None) -> int:
+def _run_and_report(d, cfg, be, display, agent_kwargs: dict | None = None, out=None, runner=None) -> int:
     from harness.job import run_job
     from harness.report import plot, render
 
-    results = run_job(d, cfg, be, display, agent_kwargs=agent_kwargs)
+    results = run_job(d, cfg, be, display, agent_kwargs=agent_kwargs, runner=runner)
     if display.mode == "plain":
         print(render(results, "md"), file=out or sys.stdout)
         for p in plot(results, d):
@@ -262,19 +265,30 @@ def cmd_run(a) -> int:
         load_workload(n)  # fail before anything starts
     budget = Budget(**{k: v for k, v in (("steps", a.max_steps), ("wall_s", a.max_wall_s),
                                          ("cost_usd", a.max_cost)) if v is not None})
+    runner = _ray_runner(a, names)  # None: trials run on this host
     cfg = JobConfig(job_id=a.job_id or new_job_id(agent), workloads=names, agent=agent,
                     model=a.model or _default_model(agent), attempts=a.attempts,
-                    parallel=a.parallel or _default_parallel(a), size=a.size, repeat=a.repeat,
+                    parallel=a.parallel or (runner.slots if runner else _default_parallel(a)), size=a.size,
+                    repeat=a.repeat,
                     slo_hint=not a.no_slo_hint, budget=budget,
                     interface="mcp" if agent.startswith("cli:") else a.interface,
                     base_url=getattr(a, "base_url", None))
     if a.interface == "mcp" and agent not in ("claude", "openai", "external") and not agent.startswith("cli:"):
         return _err(f"--interface mcp needs an MCP-speaking agent (claude, openai, external, cli:NAME), not {agent!r}")
-    be = _backend(a)
+    be = runner.job_facts if runner else _backend(a)
     d = create_job(cfg, be)
     display = Display(a.display)
     display("job_created", {"job": cfg.job_id, "dir": str(d), "agent": agent})
-    return _run_and_report(d, cfg, be, display)
+    return _run_and_report(d, cfg, be, display, runner=runner)
+
+
+def _ray_runner(a, workloads: list[str]):
+    """With ``--ray ADDRESS``: the job's trials go to that Ray cluster (harness/distributed.py)."""
+    if not getattr(a, "ray", None):
+        return None
+    from harness.distributed import RayRunner
+
+    return RayRunner(a.ray, a.recipe, a.vcpus, a.memory).connect(workloads)
 
 
 def cmd_jobs_list(a) -> int:
@@ -295,7 +309,20 @@ def cmd_jobs_resume(a) -> int:
 
     d, cfg = load_job(a.job_id)
     a.recipe, a.vcpus, a.memory = None, VM_DEFAULTS["vcpus"], VM_DEFAULTS["memory"]
-    return _run_and_report(d, cfg, _backend(a), Display(a.display))
+    runner = _ray_runner(a, cfg.workloads)
+    return _run_and_report(d, cfg, None if runner else _backend(a), Display(a.display), runner=runner)
+
+
+def cmd_worker_start(a) -> int:
+    from harness.distributed import start_worker
+
+    slots = _default_parallel(a) if a.vm_slots is None else a.vm_slots
+    cmd = start_worker(a.address, slots, a.gpu_slots, a.recipe,
+                       node_ip=a.node_ip_address, object_store_memory=a.object_store_memory, block=a.block)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(cmd[0], cmd)  # `ray start` takes this process's place (with --block it stays in the foreground)
+    return 1
 
 
 def cmd_jobs_stop(a) -> int:
@@ -571,6 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-wall-s", type=float, default=None)
     r.add_argument("--max-cost", type=float, default=None)
     r.add_argument("--job-id", default=None)
+    r.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run the trials on a Ray cluster (HEAD:PORT, or auto); results land here as usual")
     _vm_options(r)
     r.set_defaults(fn=cmd_run)
 
@@ -579,7 +608,20 @@ def build_parser() -> argparse.ArgumentParser:
     jr = jb.add_parser("resume", help="continue a killed job")
     jr.add_argument("job_id")
     jr.add_argument("--display", choices=["plain", "jsonl"], default="plain")
+    jr.add_argument("--ray", default=None, metavar="ADDRESS", help="run the remaining trials on a Ray cluster")
     jr.set_defaults(fn=cmd_jobs_resume)
+
+    wk = sub.add_parser("worker", help="VM hosts of a Ray cluster").add_subparsers(dest="verb", required=True)
+    ws = wk.add_parser("start", help="check libvirtd and the image here, then join the Ray cluster (ray start)")
+    ws.add_argument("--address", required=True, help="the Ray head, HEAD:PORT")
+    ws.add_argument("--vm-slots", type=int, default=None,
+                    help="trials this host runs at once (default: what its cores and memory fit)")
+    ws.add_argument("--gpu-slots", type=int, default=0, help="trials of GPU workloads it runs at once")
+    ws.add_argument("--node-ip-address", default=None, help="this host's address as the cluster sees it")
+    ws.add_argument("--object-store-memory", type=int, default=None, help="bytes (default: Ray's)")
+    ws.add_argument("--block", action="store_true", help="stay in the foreground (ray start --block)")
+    _vm_options(ws)
+    ws.set_defaults(fn=cmd_worker_start)
 
     js = jb.add_parser("stop", help="let running trials finish, start no new one")
     js.add_argument("job_id")
@@ -646,6 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness.distributed import DistributedError
     from harness.workload import WorkloadError
     from images.build import BuildError
     from images.recipe import RecipeError
@@ -654,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     try:
         return a.fn(a)
-    except (RecipeError, BuildError, SandboxError, WorkloadError) as e:
+    except (RecipeError, BuildError, SandboxError, WorkloadError, DistributedError) as e:
         return _err(str(e))
     except KeyboardInterrupt:
         return 130

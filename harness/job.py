@@ -9,6 +9,9 @@ it and runs it again, and never touches a finished one. Progress goes to a Displ
 ``jobs/<job-id>/events.jsonl`` (with a wall-clock ``ts``), so a job started headless can
 be watched from another process (the TUI) and vice versa.
 
+The trials run on this host (:func:`run_local`, ``parallel`` at a time) or, with a runner
+from ``harness.distributed``, as Ray tasks on many hosts; the job folder is the same.
+
 A file ``jobs/<job-id>/STOP`` asks a running job to finish its running trials and start
 no new one (:func:`request_stop`); the job then ends in state ``stopped`` and can be
 continued with ``schedcp jobs resume``.
@@ -160,7 +163,22 @@ def request_stop(d: Path) -> None:
     (d / STOP_FILE).write_text(_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds") + "\n")
 
 
-def run_job(d: Path, cfg: JobConfig, backend, display: Display, agent_kwargs: dict | None = None) -> list[TrialResult]:
+def trial_config(cfg: JobConfig, tid: str, wl: str, k: int) -> TrialConfig:
+    return TrialConfig(trial_id=tid, workload=wl, agent=cfg.agent, model=cfg.model, attempt=k, size=cfg.size,
+                       repeat=cfg.repeat, slo_hint=cfg.slo_hint, budget=cfg.budget, interface=cfg.interface,
+                       backend=cfg.backend)
+
+
+def stop_requested(d: Path) -> bool:
+    return (d / STOP_FILE).exists()
+
+
+def run_job(d: Path, cfg: JobConfig, backend, display: Display, agent_kwargs: dict | None = None,
+            runner=None) -> list[TrialResult]:
+    """Run the job's unfinished trials. ``runner(d, cfg, todo, events, agent_kwargs)`` runs
+    the ``todo`` list of ``(trial_id, workload, attempt)``; the default runs them on this
+    host (:func:`run_local`, with ``backend``); ``harness.distributed.RayRunner`` sends
+    them to a Ray cluster. Either way each finished trial is ``d/<trial_id>/``."""
     (d / STOP_FILE).unlink(missing_ok=True)  # a resumed job runs again
     display = EventLog(d / EVENTS_FILE, display)
     todo = []
@@ -175,7 +193,20 @@ def run_job(d: Path, cfg: JobConfig, backend, display: Display, agent_kwargs: di
     display("job_start", {"job": cfg.job_id, "trials": len(trial_ids(cfg)), "to_run": len(todo)})
     if cfg.base_url:  # the model API's URL (host side only; never written into the guest)
         agent_kwargs = {"base_url": cfg.base_url, **(agent_kwargs or {})}
+    if runner is None:
+        run_local(d, cfg, todo, display, agent_kwargs, backend)
+    else:
+        runner(d, cfg, todo, display, agent_kwargs)
+    results = job_results(d)
+    state = job_state(d, cfg)
+    if state != "complete" and stop_requested(d):
+        state = "stopped, " + state
+    display("job_end", {"job": cfg.job_id, "state": state})
+    return results
 
+
+def run_local(d: Path, cfg: JobConfig, todo: list, display, agent_kwargs: dict | None, backend) -> None:
+    """Run trials on this host, ``cfg.parallel`` at a time."""
     # each concurrent trial gets its own host cores when the host has enough of them
     from sandbox.libvirt.backend import plan_cores
 
@@ -197,20 +228,12 @@ def run_job(d: Path, cfg: JobConfig, backend, display: Display, agent_kwargs: di
 
     def _one(item, cores):
         tid, wl, k = item
-        if (d / STOP_FILE).exists():
+        if stop_requested(d):
             display("trial_skip", {"trial": tid, "reason": "job stop requested"})
             return None
-        tc = TrialConfig(trial_id=tid, workload=wl, agent=cfg.agent, model=cfg.model, attempt=k, size=cfg.size,
-                         repeat=cfg.repeat, slo_hint=cfg.slo_hint, budget=cfg.budget, interface=cfg.interface,
-                         backend=cfg.backend)
         display("trial_start", {"trial": tid, **({"cores": list(cores)} if cores else {})})
-        return run_trial(tc, d / tid, backend, events=display, agent_kwargs=agent_kwargs, cores=cores)
+        return run_trial(trial_config(cfg, tid, wl, k), d / tid, backend, events=display,
+                         agent_kwargs=agent_kwargs, cores=cores)
 
     with ThreadPoolExecutor(max_workers=max(1, cfg.parallel)) as pool:
         list(pool.map(one, todo))
-    results = job_results(d)
-    state = job_state(d, cfg)
-    if state != "complete" and (d / STOP_FILE).exists():
-        state = "stopped, " + state
-    display("job_end", {"job": cfg.job_id, "state": state})
-    return results

@@ -418,6 +418,10 @@ class JobMonitor:
             fresh = TrialRow(row.trial, row.workload, row.attempt, row.direction, row.total_runs)
             self.rows[row.trial] = fresh
             fresh.phase, fresh.started = "reset", ts
+            if e.get("attempt", 1) > 1:  # a Ray job's trial retried after its worker was lost
+                fresh.last = f"attempt {e['attempt']} on {e.get('host')} {e.get('node', '')}".rstrip()
+        elif kind == "trial_error":  # a Ray job's trial that could not run anywhere (not recorded)
+            row.phase, row.last = "failed", str(e.get("error", ""))
         elif kind == "phase":
             row.phase = str(e.get("phase"))
             if row.started is None:

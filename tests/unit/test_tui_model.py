@@ -137,6 +137,27 @@ def test_monitor_follows_appended_events(tmp_path):
     assert not m.running and m.end_state.startswith("stopped")
 
 
+def test_monitor_shows_a_ray_retry_and_a_trial_that_could_not_run(tmp_path):
+    d = job_without_events(copy_sample(tmp_path))
+    m = model.JobMonitor(d)
+    m.poll()
+    tid, other = "hackbench__scx-search__a0", "sqlite__scx-search__a0"
+    evs = [("job_start", {"trials": 3, "to_run": 3}),
+           ("trial_start", {"trial": tid, "host": "w1", "node": "10.0.0.1", "attempt": 1}),
+           ("phase", {"trial": tid, "phase": "agent"}),
+           ("trial_retry", {"trial": tid, "attempt": 2, "host": "w2", "node": "10.0.0.2"}),
+           ("trial_start", {"trial": tid, "host": "w2", "node": "10.0.0.2", "attempt": 2}),
+           ("trial_start", {"trial": other, "host": "w1", "attempt": 1}),
+           ("trial_error", {"trial": other, "error": "SandboxUnavailable: image x is not built"})]
+    with open(d / "events.jsonl", "a") as f:
+        for i, (kind, data) in enumerate(evs):
+            f.write(json.dumps({"ts": 100.0 + i, "event": kind, **data}) + "\n")
+    m.poll()
+    r = m.rows[tid]
+    assert r.phase == "reset" and r.last == "attempt 2 on w2 10.0.0.2" and r.started == 104.0
+    assert m.rows[other].phase == "failed" and "not built" in m.rows[other].last
+
+
 def test_monitor_waits_for_job_folder(tmp_path):
     m = model.JobMonitor(tmp_path / "later")
     assert m.poll() == [] and m.rows == {}
