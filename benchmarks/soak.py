@@ -2,9 +2,11 @@
 
 Runs N trials (one job, the `replay` agent replaying a small recorded trajectory: a
 sysctl change and starting scx_simple) and compares the host before and after:
-libvirt domains of schedcp, files under $SCHEDCP_HOME/run (run folders, temporary
-overlays), this process's open file descriptors and child processes, and its resident
-memory (after the first 3 trials, so imports and first-time allocations do not count).
+libvirt domains of this job (its id is in each VM's metadata), files under
+$SCHEDCP_HOME/run made by this process (run folders and temporary overlays: their lock
+file names the pid), this process's open file descriptors and child processes, and its
+resident memory (after the first 3 trials, so imports and first-time allocations do not
+count). Other processes' VMs and run folders are not counted, so it can run beside them.
 
     BENCH soak trials=<n> leaked_domains=<n> leaked_files=<n> rss_growth_mb=<x>
 
@@ -23,12 +25,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import xml.etree.ElementTree as ET  # noqa: E402
+
 import libvirt  # noqa: E402
 
 from harness.job import create_job, run_job  # noqa: E402
 from harness.models import Budget, JobConfig  # noqa: E402
 from sandbox.factory import backend_for  # noqa: E402
 from sandbox.libvirt.backend import PREFIX, run_root, wait_closed  # noqa: E402
+from sandbox.libvirt.domain import SCHEDCP_NS  # noqa: E402
 
 RECORDED = [
     {"t": 0.0, "type": "command", "cmd": "sysctl -w kernel.sched_autogroup_enabled=0"},
@@ -36,10 +41,30 @@ RECORDED = [
 ]
 
 
-def snapshot() -> dict:
+def _job_of(xml: str) -> str:
+    el = ET.fromstring(xml).find(f"metadata/{{{SCHEDCP_NS}}}sandbox")
+    return el.get("job", "") if el is not None else ""
+
+
+def _mine(run_dir: Path) -> bool:
+    try:
+        return (run_dir / "lock").read_text().strip() == str(os.getpid())
+    except OSError:
+        return False
+
+
+def snapshot(job: str) -> dict:
     conn = libvirt.open("qemu:///system")
     try:
-        doms = sorted(d.name() for d in conn.listAllDomains() if d.name().startswith(PREFIX))
+        doms = []
+        for d in conn.listAllDomains():
+            if d.name().startswith(PREFIX):
+                try:
+                    if _job_of(d.XMLDesc()) == job:
+                        doms.append(d.name())
+                except libvirt.libvirtError:  # gone meanwhile
+                    pass
+        doms.sort()
     finally:
         conn.close()
     me = os.getpid()
@@ -52,7 +77,7 @@ def snapshot() -> dict:
             except (OSError, IndexError, ValueError):
                 pass
     rss = next(int(x.split()[1]) for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS"))
-    files = sorted(p.name for p in run_root().iterdir()) if run_root().is_dir() else []
+    files = sorted(p.name for p in run_root().iterdir() if _mine(p)) if run_root().is_dir() else []
     return {"domains": doms, "files": files, "fds": len(os.listdir("/proc/self/fd")), "children": kids,
             "rss_mb": rss / 1024}
 
@@ -68,8 +93,9 @@ def main() -> int:
     rec.parent.mkdir(parents=True)
     rec.write_text("".join(json.dumps(e) + "\n" for e in RECORDED))
     be = backend_for(None, log=lambda s: print(s, file=sys.stderr))
-    before = snapshot()
-    cfg = JobConfig(job_id="soak", workloads=[args.workload], agent="replay", attempts=args.trials, repeat=1,
+    job = f"soak-{os.getpid()}"
+    before = snapshot(job)
+    cfg = JobConfig(job_id=job, workloads=[args.workload], agent="replay", attempts=args.trials, repeat=1,
                     budget=Budget(steps=10, wall_s=600))
     d = create_job(cfg, be)
     marks: dict = {}
@@ -80,14 +106,14 @@ def main() -> int:
             n = len(marks.setdefault("ended", [])) + 1
             marks["ended"].append(data["status"])
             if n == 3:
-                marks["after3"] = snapshot()
+                marks["after3"] = snapshot(job)
             print(f"trial {n}/{args.trials}: {data['status']} ({data['failure_kind']}) "
                   f"{time.monotonic() - t0:.0f}s", flush=True)
 
     run_job(d, cfg, be, display, agent_kwargs={"trajectory": str(rec)})
     wait_closed()
     time.sleep(2)
-    after = snapshot()
+    after = snapshot(job)
     ref = marks.get("after3", before)
     leaked_domains = len(set(after["domains"]) - set(before["domains"]))
     leaked_files = len(set(after["files"]) - set(before["files"]))

@@ -164,8 +164,8 @@ def request_stop(d: Path) -> None:
 
 
 def trial_config(cfg: JobConfig, tid: str, wl: str, k: int) -> TrialConfig:
-    return TrialConfig(trial_id=tid, workload=wl, agent=cfg.agent, model=cfg.model, attempt=k, size=cfg.size,
-                       repeat=cfg.repeat, slo_hint=cfg.slo_hint, budget=cfg.budget, interface=cfg.interface,
+    return TrialConfig(job_id=cfg.job_id, trial_id=tid, workload=wl, agent=cfg.agent, model=cfg.model, attempt=k,
+                       size=cfg.size, repeat=cfg.repeat, slo_hint=cfg.slo_hint, budget=cfg.budget, interface=cfg.interface,
                        backend=cfg.backend)
 
 

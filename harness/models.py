@@ -49,6 +49,8 @@ class _TrialKey(BaseModel):
 class TrialConfig(_TrialKey):
     model_config = ConfigDict(extra="forbid")
 
+    job_id: str = ""  # the job it belongs to: named in its VMs' libvirt metadata
+
     size: Literal["smoke", "full"] = "smoke"
     repeat: int = 5
     warmup: int = 1

@@ -141,7 +141,8 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
         with phase("reset"):
             # both restores at once: most of a restore is libvirt and QEMU waiting
             with ThreadPoolExecutor(2) as pool:
-                futs = {role: pool.submit(backend.open, job="trial", trial=cfg.trial_id + suffix, cores=cores)
+                futs = {role: pool.submit(backend.open, job=cfg.job_id or "trial",
+                                            trial=cfg.trial_id + suffix, cores=cores)
                         for role, suffix in (("tuned", ""), ("baseline", "-baseline"))}
                 errors = []
                 for role, fut in futs.items():
