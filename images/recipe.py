@@ -197,7 +197,7 @@ PROFILE_ENV = "SCHEDCP_IMAGE_PROFILE"
 def load_recipe(spec: str | None = None) -> LoadedRecipe:
     """``spec``: a recipe (see :func:`resolve_recipe_path`), optionally ``@PROFILE``.
     Without one, the profile named by $SCHEDCP_IMAGE_PROFILE is used when the recipe
-    has it (`make test` sets lite; a recipe without that profile is built whole)."""
+    has it (a recipe without that profile is built whole)."""
     spec = spec or DEFAULT_RECIPE
     explicit = None
     if "@" in spec and not Path(spec).exists():

@@ -1,12 +1,6 @@
-import os
-
 import pytest
 
 from tests.faults.tally import TALLY
-
-# The tests use the image recipe's `lite` profile, as `make test` does, also when pytest
-# is run directly (`SCHEDCP_IMAGE_PROFILE=` in the environment: the whole recipe).
-os.environ.setdefault("SCHEDCP_IMAGE_PROFILE", "lite")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -12,12 +12,20 @@ import os
 import sys
 import time
 
-import llama_cpp
+# The image's llama-cpp-python has no llama.cpp of its own: it loads the prebuilt
+# libraries of /opt/schedcp/llama-lib (see the image recipe's step 63-llama-cpp.sh).
+if os.path.isdir("/opt/schedcp/llama-lib"):
+    os.environ.setdefault("LLAMA_CPP_LIB_PATH", "/opt/schedcp/llama-lib")
+
+import llama_cpp  # noqa: E402
 
 MODEL = os.environ.get("LLAMA_MODEL", "/opt/schedcp/models/gemma-3-270m-q4_k_m.gguf")
 repeats, n_gen = int(sys.argv[1]), int(sys.argv[2])
 threads = os.cpu_count() or 1
-gpu = bool(llama_cpp.llama_supports_gpu_offload())
+# Offload only to a real GPU: llama.cpp built with its RPC backend (as the image's
+# prebuilt libraries are) says it supports offload even without one.
+gpu = bool(llama_cpp.llama_supports_gpu_offload()) and any(
+    os.path.exists(p) for p in ("/dev/nvidia0", "/dev/kfd", "/dev/dri/renderD128"))
 llm = llama_cpp.Llama(model_path=MODEL, n_ctx=1024, n_threads=threads, n_threads_batch=threads,
                       n_gpu_layers=-1 if gpu else 0, seed=42, verbose=False)
 prompt = ("The Linux kernel scheduler decides which task runs next on each CPU. "
