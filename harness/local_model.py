@@ -37,12 +37,15 @@ def prebuilt_lib_dir() -> Path | None:
     return d if (d / "libllama.so").is_file() else None
 
 
-def _use_prebuilt_lib() -> None:
+def _use_prebuilt_lib() -> bool:
+    """Point llama-cpp-python at the prebuilt libraries, unless LLAMA_CPP_LIB_PATH is set
+    already; True when those libraries are the ones it will load."""
     # llama-cpp-python loads libllama from LLAMA_CPP_LIB_PATH when set (a build with
     # LLAMA_BUILD=OFF has no library of its own); the server child inherits it.
     d = prebuilt_lib_dir()
-    if d is not None:
-        os.environ.setdefault("LLAMA_CPP_LIB_PATH", str(d))
+    if d is None:
+        return False
+    return os.environ.setdefault("LLAMA_CPP_LIB_PATH", str(d)) == str(d)
 
 
 def _cpu_has(flag: str) -> bool:
@@ -59,8 +62,7 @@ def available() -> str:
     if missing:
         return (f"not installed: {', '.join(missing)} (make local-model: prebuilt llama.cpp, about 30 s; "
                 "or pip install -e '.[local]', which compiles llama.cpp)")
-    _use_prebuilt_lib()
-    if os.environ.get("LLAMA_CPP_LIB_PATH") == str(prebuilt_lib_dir()) and not _cpu_has("avx2"):
+    if _use_prebuilt_lib() and not _cpu_has("avx2"):
         return "the prebuilt llama.cpp libraries need AVX2, which this CPU lacks: make local-model-source"
     try:
         import llama_cpp.server  # noqa: F401  (the [server] part: fastapi, uvicorn, sse-starlette)
