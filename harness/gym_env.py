@@ -10,10 +10,12 @@ observation is the telemetry of the last of those runs.
 defaults are restored first, see :mod:`harness.tuning`), runs the workload once at the
 same size under telemetry, and returns:
 
-- observation: ``float32[6]``, named in ``info["features"]``: CPU utilisation (%),
+- observation: ``float32[8]``, named in ``info["features"]``: CPU utilisation (%),
   mean run-queue length, context switches per second, mean run-queue wait per
-  scheduling (us, ``/proc/schedstat``), the primary metric of this run, and its
-  oriented ratio to the baseline (> 1 is better; 1.0 after reset);
+  scheduling (us, ``/proc/schedstat``), the 50th and 99th percentiles of the wakeup
+  scheduling latency (us, an in-kernel histogram, see :mod:`harness.telemetry`; 0 when
+  the guest has no hist triggers), the primary metric of this run, and its oriented
+  ratio to the baseline (> 1 is better; 1.0 after reset);
 - reward: ``ratio - 1 + slo_bonus`` when the workload's SLO is met (relative to the
   baseline and/or absolute), ``ratio - 1 - slo_bonus`` when not (``slo_bonus`` 0.1 by
   default); ``FAIL_REWARD`` (-1) when the run failed or the guest died, which also
@@ -47,8 +49,9 @@ from .workload import Workload, WorkloadError, load_workload
 ENV_ID = "schedcp/SchedCP-v0"
 ENTRY_POINT = "harness.gym_env:SchedCPEnv"
 FEATURES = ["cpu_util_pct", "runqueue_len_mean", "ctx_switches_per_s", "runq_wait_us_per_sched",
-            "primary_metric", "primary_ratio"]
-OBS_HIGH = np.array([100.0, 1e4, 1e8, 1e7, 1e9, 100.0], dtype=np.float32)
+            "wakeup_lat_p50_us", "wakeup_lat_p99_us", "primary_metric", "primary_ratio"]
+OBS_HIGH = np.array([100.0, 1e4, 1e8, 1e7, 1e8, 1e8, 1e9, 100.0], dtype=np.float32)
+_TELEMETRY = FEATURES[:6]  # the features that come from harness.telemetry, in order
 FAIL_REWARD = -1.0
 ACTION_SPACES = ("discrete", "parametric", "dict")
 
@@ -171,8 +174,7 @@ class SchedCPEnv(gym.Env):
         return r.metrics, tel, r.duration_s
 
     def _obs(self, tel: dict, value: float, ratio: float) -> np.ndarray:
-        v = [tel.get("cpu_util_pct", 0.0), tel.get("runqueue_len_mean", 0.0), tel.get("ctx_switches_per_s", 0.0),
-             tel.get("runq_wait_us_per_sched", 0.0), value, ratio]
+        v = [tel.get(k) or 0.0 for k in _TELEMETRY] + [value, ratio]
         return np.clip(np.asarray(v, dtype=np.float32), 0.0, OBS_HIGH)
 
     def _close_sandbox(self) -> None:

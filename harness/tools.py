@@ -65,6 +65,7 @@ SPECS: dict[str, dict] = {
                    "schema": _obj({"name": _S, "value": _S}, ("name", "value"))},
     "system_monitor": {"description": "Observe the VM for `seconds` (default 2): CPU use, run-queue length, "
                        "context switches per second, mean run-queue wait per scheduling (from /proc/schedstat), "
+                       "wakeup scheduling-latency percentiles p50/p90/p99/max in us (an in-kernel histogram), "
                        "the busiest processes; with latency_histogram=true also BCC runqlat's histogram.",
                        "schema": _obj({"seconds": _N, "latency_histogram": {"type": "boolean"}})},
     "declare_goal": {"description": "State the optimization goal you inferred before you tune anything: the metric "

@@ -231,7 +231,7 @@ def test_check_env_passes_with_a_stub_guest(monkeypatch, space):
     monkeypatch.setattr(tuning, "read_defaults", lambda sb: {})
     monkeypatch.setattr(tuning, "apply_config", lambda *a, **k: [])
     tel = {"cpu_util_pct": 97.0, "runqueue_len_mean": 60.0, "ctx_switches_per_s": 2000.0,
-           "runq_wait_us_per_sched": 3e4}
+           "runq_wait_us_per_sched": 3e4, "wakeup_lat_p50_us": 18000, "wakeup_lat_p99_us": None}
     monkeypatch.setattr(gym_env.SchedCPEnv, "_measure",
                         lambda self: ({"wall_s": random.uniform(3, 5)}, dict(tel), 4.0))
     env = schedcp.env(action_space=space, max_steps=3, backend=Backend())

@@ -44,7 +44,12 @@ def test_check_env_on_a_real_vm(backend):
         obs, info = env.reset(seed=1)
         assert info["features"] == schedcp.FEATURES and info["baseline"] > 0
         assert obs[0] > 50 and obs[2] > 0 and obs[3] > 0  # busy CPUs, context switches, run-queue wait
-        assert obs[5] == pytest.approx(1.0)
+        # wakeup latency percentiles from the in-kernel histogram, over thousands of wakeups
+        tel = info["baseline_runs"][-1]["telemetry"]
+        assert "wakeup_lat_error" not in tel and tel["wakeup_lat_samples"] > 1000, tel
+        assert 0 < obs[4] <= obs[5] <= tel["wakeup_lat_max_us"]
+        assert (obs[4], obs[5]) == (tel["wakeup_lat_p50_us"], tel["wakeup_lat_p99_us"])
+        assert obs[7] == pytest.approx(1.0)
         # a parametric action really lands in the guest
         a = {"choice": 0, "knobs": np.zeros(len(tuning.KNOBS), np.float32)}
         obs, r, term, trunc, info = env.step(a)
