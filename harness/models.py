@@ -92,6 +92,7 @@ class TrialResult(_TrialKey):
     improvement: dict = Field(default_factory=dict)  # ratio (>1 better), ci95, p_value
     slo: dict = Field(default_factory=dict)  # baseline_met, tuned_met, text
     scheduler_in_place: bool | None = None
+    scheduler_exit: str = ""  # when not in place: the kernel's sched_ext lines saying why
     tuned_config: dict = Field(default_factory=dict)  # what the agent left in place (scheduler, sysctls)
     files_written: list[str] = Field(default_factory=list)
     slo_hint: bool = True

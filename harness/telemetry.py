@@ -49,7 +49,7 @@ def put(path, text):
         os.write(fd, (text + "\n").encode())
     finally:
         os.close(fd)
-def lat_off(clock=None):
+def lat_off(restore_clock=None):
     for path, t in reversed(TRIG):
         try:
             put(path, "!" + t)
@@ -59,24 +59,27 @@ def lat_off(clock=None):
         put(T + "/synthetic_events", "!" + SYN)
     except OSError:
         pass
-    if clock:
+    if restore_clock:  # only when it was changed: setting a clock clears the trace buffers
         try:
-            put(T + "/trace_clock", clock)
+            put(T + "/trace_clock", restore_clock)
         except OSError:
             pass
 def lat_on():
+    """Set the histogram up; returns the trace clock to restore afterwards, or None."""
     lat_off()  # a killed monitor's leftovers
     clock = re.search(r"\[(\w+)\]", open(T + "/trace_clock").read()).group(1)
+    restore = None
     if clock != "global":
         put(T + "/trace_clock", "global")
+        restore = clock
     try:
         put(T + "/synthetic_events", SYN)
         for path, t in TRIG:
             put(path, t)
     except OSError:
-        lat_off(clock)
+        lat_off(restore)
         raise
-    return clock
+    return restore
 def lat_read():
     h, dropped = [], 0
     for l in open(T + "/events/synthetic/schedcp_wakeup_lat/hist"):
@@ -106,9 +109,9 @@ def snap():
     return sum(cpu), cpu[3] + cpu[4], int(st["ctxt"][0]), wait, cnt, int(st["procs_running"][0])
 mode = sys.argv[1] if len(sys.argv) > 2 else "interval"
 arg = sys.argv[-1] if mode == "interval" else sys.argv[2]
-lat, clock = {}, None
+lat, on, restore = {}, False, None
 try:
-    clock = lat_on()
+    restore, on = lat_on(), True
 except (OSError, AttributeError) as e:
     lat = {"wakeup_lat_error": f"no scheduling-latency histogram (tracefs hist triggers): {e}"}
 try:
@@ -123,11 +126,11 @@ try:
         while not os.path.exists(arg):
             time.sleep(0.25); rq.append(snap()[5])
     b = snap(); dt = max(time.time() - t0, 1e-3)
-    if clock:
+    if on:
         lat = lat_read()
 finally:
-    if clock:
-        lat_off(clock)
+    if on:
+        lat_off(restore)
 tot, idle = b[0] - a[0], b[1] - a[1]
 out = {"interval_s": round(dt, 2), "cpu_util_pct": round(100 * (tot - idle) / max(tot, 1), 1),
     "ctx_switches_per_s": round((b[2] - a[2]) / dt, 1), "runqueue_len_mean": round(sum(rq) / max(len(rq), 1), 2),

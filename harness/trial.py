@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from sandbox.base import GuestCrashed, SandboxError
-from sandbox.guest import sched_ext_state
+from sandbox.guest import sched_ext_dmesg, sched_ext_state
 
 from . import bench
 from .agents import AgentContext, Trajectory, make_agent
@@ -230,8 +230,9 @@ def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambd
                 end = sched_ext_state(tuned)
                 res.scheduler_in_place = end.enabled and end.ops == st.ops
                 if not res.scheduler_in_place:
+                    res.scheduler_exit = sched_ext_dmesg(tuned)
                     traj.log("message", role="harness", text=f"scheduler {st.ops} was not in place after measuring "
-                                                             f"(now {end.state} {end.ops})")
+                                                             f"(now {end.state} {end.ops}); kernel: {res.scheduler_exit}")
         with phase("stats"):
             bsum, tsum = summarize_runs(res.baseline_runs), summarize_runs(res.tuned_runs)
             res.summary = {m: MetricStats(baseline=bsum[m], tuned=tsum[m]) for m in bsum}

@@ -53,7 +53,8 @@ def list_schedulers(sb: Sandbox) -> list[str]:
     return sorted(x for x in r.stdout.split() if x.startswith("scx_"))
 
 
-def _dmesg_reason(sb: Sandbox) -> str:
+def sched_ext_dmesg(sb: Sandbox) -> str:
+    """The kernel's last sched_ext lines (why a scheduler was disabled), one line."""
     r = sb.run("dmesg | grep -i 'sched_ext' | tail -n 3", timeout=30)
     return r.stdout.strip().replace("\n", " | ")
 
@@ -91,9 +92,9 @@ def start_binary(sb: Sandbox, binary: str, args: str = "", timeout: float = 30.0
         alive = sb.run(f"kill -0 $(cat {PIDFILE} 2>/dev/null) 2>/dev/null", timeout=30).returncode == 0
         if not alive:
             tail = sb.run(f"tail -n 5 {log}", timeout=30).stdout.strip().replace("\n", " | ")
-            raise SchedulerError(f"{name} exited before sched_ext was enabled: {tail} (dmesg: {_dmesg_reason(sb)})")
+            raise SchedulerError(f"{name} exited before sched_ext was enabled: {tail} (dmesg: {sched_ext_dmesg(sb)})")
         time.sleep(0.2)
-    raise SchedulerError(f"{name} did not reach state enabled in {timeout:.0f}s (dmesg: {_dmesg_reason(sb)})")
+    raise SchedulerError(f"{name} did not reach state enabled in {timeout:.0f}s (dmesg: {sched_ext_dmesg(sb)})")
 
 
 def scheduler_log(name: str) -> str:

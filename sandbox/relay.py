@@ -51,7 +51,9 @@ class _Transport(paramiko.Transport):
 # the last pid the guest allocated (for the killer below, in a file named after the
 # shell's pid): that read and write overlap the host's turn-around instead of adding to
 # every command's round trip. ``builtin echo`` and no ``printf`` format: the cheapest
-# framing measured (benchmarks/relay.py). ``$?`` in _R is the status of the command's eval.
+# framing measured (benchmarks/relay.py). ``$?`` in _R is the status of the command's eval;
+# ``eval --`` so that a command starting with "-" is a command, not an option of eval;
+# ``>|`` so that a command's ``set -o noclobber`` does not stop the bookkeeping.
 _PRELUDE = r"""
 export LC_ALL=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/schedcp/scx/bin
 cd /root
@@ -60,9 +62,9 @@ _R() {
   builtin echo "
 $__t E $_n $?"; builtin echo "
 $__t E $_n -" >&2
-  read -r _lp </proc/sys/kernel/ns_last_pid; builtin echo "$_lp" >"$_lpf"
+  read -r _lp </proc/sys/kernel/ns_last_pid; builtin echo "$_lp" >|"$_lpf"
 }
-read -r _lp </proc/sys/kernel/ns_last_pid; builtin echo "$_lp" >"$_lpf"
+read -r _lp </proc/sys/kernel/ns_last_pid; builtin echo "$_lp" >|"$_lpf"
 read -r _rel </proc/sys/kernel/osrelease
 printf '%s READY %s %s %s\n' "$__t" "$$" "$_lp" "$_rel"
 """
@@ -312,7 +314,7 @@ class Relay:
             while chan.recv_stderr_ready():
                 chan.recv_stderr(1 << 16)
             # Short on purpose: bash reads a pipe one byte per read(2), slow under TCG.
-            chan.sendall(f"_n={seq};eval {ansi_c_quote(cmd)};_R\n".encode())
+            chan.sendall(f"_n={seq};eval -- {ansi_c_quote(cmd)};_R\n".encode())
             while not (out.done and err.done):
                 got = False
                 if chan.recv_ready():

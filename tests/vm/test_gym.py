@@ -69,6 +69,27 @@ def test_check_env_on_a_real_vm(backend):
           f"(mean {np.mean(calls['reset']):.1f}s), steps {len(calls['step'])} (mean {np.mean(calls['step']):.1f}s)")
 
 
+def test_latency_histogram_leaves_the_guest_as_it_was(sb):
+    """The monitor's scheduling-latency histogram under load, on a guest whose trace clock
+    is not the default: percentiles come back, and the clock, the synthetic event and the
+    triggers are as before."""
+    from harness import telemetry
+
+    tr = "/sys/kernel/tracing"
+    assert sb.run(f"echo local > {tr}/trace_clock").success
+    sb.run("setsid -f hackbench -g 2 -l 100000 >/dev/null 2>&1")  # outlasts the monitor's start
+    try:
+        out = telemetry.monitor(sb, 2)
+    finally:
+        sb.run("pkill hackbench")
+    assert "wakeup_lat_error" not in out and out["wakeup_lat_samples"] > 100, out
+    assert 0 < out["wakeup_lat_p50_us"] <= out["wakeup_lat_p90_us"] <= out["wakeup_lat_p99_us"] \
+        <= out["wakeup_lat_max_us"]
+    after = sb.run(f"cat {tr}/trace_clock {tr}/synthetic_events {tr}/events/sched/sched_switch/trigger "
+                   f"{tr}/events/sched/sched_waking/trigger").stdout
+    assert "[local]" in after and "schedcp_wakeup_lat" not in after and "hist:" not in after, after
+
+
 @pytest.mark.parametrize("agent", ["optuna", "bandit"])
 def test_tuner_trial_completes(backend, tmp_path, agent):
     kw = {} if agent == "bandit" else {"runs_per_candidate": 1}

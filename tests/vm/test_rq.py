@@ -96,6 +96,7 @@ def test_claude_over_mcp_interface(backend, api, tmp_path, monkeypatch):  # noqa
     assert iface["kind"] == "mcp" and iface["url"].startswith("http://127.0.0.1:")
     mon = json.loads(next(e for e in ev if e["type"] == "tool_result" and e["name"] == "system_monitor")["output"])
     assert mon["ctx_switches_per_s"] > 0 and mon["sched_ext"]["ops"] == "simple"
+    assert "wakeup_lat_error" not in mon and mon["wakeup_lat_samples"] > 0, mon
 
 
 def test_mcp_stdio_session_creates_and_verifies_schedulers(tmp_path):
@@ -135,7 +136,12 @@ def test_mcp_stdio_session_creates_and_verifies_schedulers(tmp_path):
     assert report["workloads"][0]["workload"] == "hackbench" and report["workloads"][0]["best"] > 0
     (res,) = job_results(tmp_path / "jobs" / "mcp-stdio")
     assert res.agent == "external" and res.interface == "mcp" and res.status == "done", res.failure
-    assert res.tuned_config["sched_ext"] == {"state": "enabled", "ops": "fifo"} and res.scheduler_in_place
+    assert res.tuned_config["sched_ext"] == {"state": "enabled", "ops": "fifo"}
+    # The known-good fifo stays attached while it is measured, unless the whole host stalled
+    # for over 30 s (seen once on a CI host: every guest's clock jumps, and sched_ext's
+    # watchdog, not having run for that long, ejects any BPF scheduler); the result then
+    # carries the kernel's reason.
+    assert res.scheduler_in_place or "watchdog failed to check in" in res.scheduler_exit, res.scheduler_exit
     assert res.tool_calls == 4
     traj = events(tmp_path / "jobs" / "mcp-stdio" / "hackbench__external__a0" / "trajectory.jsonl")
     assert [e["name"] for e in traj if e["type"] == "tool_call"] == [

@@ -24,9 +24,13 @@ def test_commands_exit_codes_and_streams(sb):
     # shell state persists like in a terminal
     sb.run("cd /tmp && export SCHEDCP_X=42")
     assert sb.run("echo $PWD $SCHEDCP_X").stdout == "/tmp 42\n"
+    # a command starting with "-" is run as a command (as in a terminal), not taken as an option
+    r = sb.run("--version")
+    assert r.returncode == 127 and "command not found" in r.stderr
 
 
 def test_hung_command_is_killed_and_channel_stays_usable(sb):
+    sb.run("set -o noclobber")  # must not stop the relay's bookkeeping of the last pid
     sb.run("sleep 300 >/dev/null 2>&1 &")  # an earlier background job: must survive the kill
     r = sb.run("sleep 1000; echo never", timeout=2)
     assert r.timed_out and r.returncode == 124 and "never" not in r.stdout
