@@ -54,10 +54,11 @@ class _Transport(paramiko.Transport):
 # framing measured (benchmarks/relay.py). ``$?`` in _R is the status of the command's eval;
 # ``eval --`` so that a command starting with "-" is a command, not an option of eval;
 # ``>|`` so that a command's ``set -o noclobber`` does not stop the bookkeeping.
+_LASTPID_FILE = "/run/.schedcp-relay-lastpid."  # + the relay shell's pid; read by _KILLER
 _PRELUDE = r"""
 export LC_ALL=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/schedcp/scx/bin
 cd /root
-_lpf=/run/.schedcp-relay-lastpid.$$
+_lpf=LASTPID_FILE$$
 _R() {
   builtin echo "
 $__t E $_n $?"; builtin echo "
@@ -67,7 +68,7 @@ $__t E $_n -" >&2
 read -r _lp </proc/sys/kernel/ns_last_pid; builtin echo "$_lp" >|"$_lpf"
 read -r _rel </proc/sys/kernel/osrelease
 printf '%s READY %s %s %s\n' "$__t" "$$" "$_lp" "$_rel"
-"""
+""".replace("LASTPID_FILE", _LASTPID_FILE)
 
 # Run on timeout, through a separate exec channel: kill the relay shell (so the rest of
 # the timed-out command line never runs; a new shell replaces it) and every process of
@@ -80,7 +81,7 @@ printf '%s READY %s %s %s\n' "$__t" "$$" "$_lp" "$_rel"
 _KILLER = r"""python3 - <<'PY'
 import os, signal
 shell = int(os.environ["SHELLPID"]); last = int(os.environ["LASTPID"])
-lpf = f"/run/.schedcp-relay-lastpid.{shell}"
+lpf = f"LASTPID_FILE{shell}"
 try:
     last = int(open(lpf).read())
     os.unlink(lpf)
@@ -100,7 +101,7 @@ for d in os.listdir("/proc"):
             os.kill(int(d), signal.SIGKILL)
         except OSError:
             pass
-PY"""
+PY""".replace("LASTPID_FILE", _LASTPID_FILE)
 
 
 def ansi_c_quote(text: str) -> str:
