@@ -14,7 +14,7 @@ import time
 from typing import Callable
 
 from sandbox.base import GuestCrashed, SandboxError
-from sandbox.guest import SchedulerError, sched_ext_state, start_binary, stop_scheduler
+from sandbox.guest import SchedulerError, sched_ext_dmesg, sched_ext_state, start_binary, stop_scheduler
 from sandbox.scx import verify as scx_verify
 
 from . import bench
@@ -50,7 +50,7 @@ def try_scheduler(backend, source: str, name: str, workload: str | None = None, 
                     if role == "scheduler":
                         st = sched_ext_state(sb)
                         if not st.enabled:
-                            dm = sb.run("dmesg | grep -i sched_ext | tail -n 5", timeout=30).stdout.strip()
+                            dm = sched_ext_dmesg(sb, lines=5, sep="\n")
                             out.update(outcome="ejected", ejected_during="workload", dmesg=dm)
                             log(f"ejected while the workload ran: {dm.splitlines()[-1] if dm else st.state}")
                             return out

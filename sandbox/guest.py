@@ -53,10 +53,11 @@ def list_schedulers(sb: Sandbox) -> list[str]:
     return sorted(x for x in r.stdout.split() if x.startswith("scx_"))
 
 
-def sched_ext_dmesg(sb: Sandbox) -> str:
-    """The kernel's last sched_ext lines (why a scheduler was disabled), one line."""
-    r = sb.run("dmesg | grep -i 'sched_ext' | tail -n 3", timeout=30)
-    return r.stdout.strip().replace("\n", " | ")
+def sched_ext_dmesg(sb: Sandbox, lines: int = 3, sep: str = " | ") -> str:
+    """The kernel's last ``lines`` sched_ext lines (why a scheduler was disabled), joined
+    with ``sep`` (one line by default)."""
+    r = sb.run(f"dmesg | grep -i 'sched_ext' | tail -n {int(lines)}", timeout=30)
+    return r.stdout.strip().replace("\n", sep)
 
 
 def start_scheduler(sb: Sandbox, name: str, args: str = "", timeout: float = 30.0) -> ScxState:

@@ -97,6 +97,31 @@ def _try_lock(path: Path):
     return fd
 
 
+# Free host disk wanted before a sandbox starts: a trial's overlay grows with what the
+# guest writes, and QEMU pauses a guest whose disk write hits a full host disk.
+TRIAL_FREE_MIB = 512
+
+
+def state_free_mib(memory_mib: int) -> int:
+    """Free host disk wanted before a saved state is made: a just-booted guest's state is
+    about 170 MiB plus 20 MiB per GiB of guest memory (page tables of the memory map;
+    measured 174/254/328 MiB at 1/4/8 GiB), with room to spare for the trial after it."""
+    return 512 + memory_mib // 32 + TRIAL_FREE_MIB
+
+
+def require_free_space(path: Path, need_mib: int, what: str) -> None:
+    """:class:`SandboxUnavailable` with what to do when the disk holding ``path`` has less
+    than ``need_mib`` MiB free (checked before anything is created)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free >> 20
+    if free < need_mib:
+        raise SandboxUnavailable(
+            f"not enough free disk for {what} under {path}: {free} MiB free, {need_mib} MiB needed; "
+            "free some space (`schedcp sandbox cleanup` removes leftovers) or set SCHEDCP_HOME to a larger disk")
+
+
 def _safe(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", s)[:48]
 
@@ -244,6 +269,7 @@ class LibvirtBackend:
         sdir = self.state_dir / f"slot{slot}"
         if (sdir / "meta.json").is_file():
             return sdir
+        require_free_space(self.state_dir, state_free_mib(self.shape.memory_mib), "a saved VM state")
         self.events("state_create", {"slot": slot})
         tmp = self.state_dir / f".slot{slot}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -311,6 +337,7 @@ class LibvirtBackend:
     def cold_boot(self, job: str = "adhoc", trial: str | None = None) -> "LibvirtSandbox":
         """A guest booted from scratch (no saved state): for measurements and debugging."""
         name = self._name(job, trial)
+        require_free_space(run_root(), TRIAL_FREE_MIB, "a sandbox")
         # The overlay is made before the VM's run folder exists, in a locked folder of its
         # own: a run killed meanwhile leaves it to cleanup_stale, like any run folder.
         tmp_dir, tmp_fd = self._new_run_dir(f".cold-{name}")
@@ -353,6 +380,7 @@ class LibvirtBackend:
         t0 = time.monotonic()
         slot, slot_fd = self._acquire_slot()
         try:
+            require_free_space(run_root(), TRIAL_FREE_MIB, "a sandbox")
             sdir = self._ensure_state(slot)
             uuid = json.loads((sdir / "meta.json").read_text())["uuid"]
             name = self._slot_name(slot)

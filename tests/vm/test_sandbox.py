@@ -185,3 +185,34 @@ def test_cold_boot_and_a_killed_cold_boots_leftovers(backend):
     (left / "lock").write_text("12345\n")  # no process holds it
     (left / "overlay.qcow2").write_bytes(b"\0" * 4096)
     assert left.name in cleanup_stale() and not left.exists()
+
+
+def test_full_host_disk_is_refused_before_anything_starts(backend, tmp_path, monkeypatch):
+    """A host disk too full for a saved state or a trial's overlay: one line saying what
+    to do, no VM started, no state or run folder begun (a real small tmpfs, not a mock)."""
+    import subprocess
+
+    import libvirt
+
+    from sandbox.base import SandboxUnavailable
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        monkeypatch.setenv("SCHEDCP_HOME", str(small))
+        before = {d.name() for d in backend.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}
+        for start in (lambda: backend.open(job="pytest", trial="full"),
+                      lambda: backend.cold_boot(job="pytest", trial="full")):
+            with pytest.raises(SandboxUnavailable) as ei:
+                start()
+            msg = str(ei.value)
+            assert "\n" not in msg and "not enough free disk" in msg and "SCHEDCP_HOME" in msg, msg
+        after = {d.name() for d in backend.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}
+        assert after == before
+        left = [p for p in small.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+        assert left == [] and not (small / "run").exists(), left
+    finally:
+        monkeypatch.delenv("SCHEDCP_HOME")
+        subprocess.run(["umount", str(small)])
