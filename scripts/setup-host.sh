@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make setup`: everything schedcp-bench needs on a fresh Debian 12 host, idempotent.
-# apt packages (QEMU 10 from bookworm-backports, libvirt, mmdebstrap...), libvirt's
+# apt packages (QEMU 10 and libvirt 11 from bookworm-backports, mmdebstrap...), libvirt's
 # daemons started by hand (no systemd here), /dev/kvm permissions, and the .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,17 +8,21 @@ log() { echo "setup: $*"; }
 [ "$(id -u)" = 0 ] || { echo "setup: needs root (apt-get, libvirtd, mmdebstrap --mode=root)" >&2; exit 1; }
 
 . /etc/os-release
-PKGS=(libvirt-daemon-system libvirt-dev pkg-config gcc mmdebstrap e2fsprogs openssh-client
+PKGS=(pkg-config gcc mmdebstrap e2fsprogs openssh-client
       debian-archive-keyring procps tmux python3-venv python3-dev)
-QEMU_PKGS=(qemu-system-x86 qemu-utils)
+# From bookworm-backports on Debian 12: stock bookworm QEMU 7.2 intermittently panics TCG
+# guests at boot (QEMU 10 does not), and libvirt >= 11.2 saves VM states in QEMU's
+# mapped-ram ("sparse") format, which restores faster than bookworm's libvirt 9.0 can.
+VIRT_PKGS=(qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-dev)
 missing=()
-for p in "${PKGS[@]}" "${QEMU_PKGS[@]}"; do
+for p in "${PKGS[@]}" "${VIRT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
-# Stock bookworm QEMU 7.2 intermittently panics TCG guests at boot: take QEMU 10 from backports.
 qemu_major=$(qemu-system-x86_64 --version 2>/dev/null | sed -n 's/.*version \([0-9]*\).*/\1/p' || true)
-if [ "${VERSION_CODENAME:-}" = bookworm ] && [ "${qemu_major:-0}" -lt 10 ]; then
-  missing+=(qemu-system-x86)
+libvirt_ver=$(dpkg-query -W -f='${Version}' libvirt-daemon 2>/dev/null || true)
+if [ "${VERSION_CODENAME:-}" = bookworm ]; then
+  [ "${qemu_major:-0}" -ge 10 ] || missing+=(qemu-system-x86)
+  dpkg --compare-versions "${libvirt_ver:-0}" ge 11.2 || missing+=(libvirt-daemon-system libvirt-dev)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
@@ -33,12 +37,16 @@ SRC
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
+  # --force-confold: an upgrade keeps the qemu.conf edited below (no prompt).
+  APT=(apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
   if [ "${VERSION_CODENAME:-}" = bookworm ]; then
-    apt-get install -y -q -t bookworm-backports "${QEMU_PKGS[@]}"
+    pgrep -x libvirtd >/dev/null && pkill -x libvirtd && sleep 1  # restarted below, new version
+    pgrep -x virtlogd >/dev/null && pkill -x virtlogd && sleep 0.5
+    "${APT[@]}" -t bookworm-backports "${VIRT_PKGS[@]}"
   else
-    apt-get install -y -q "${QEMU_PKGS[@]}"
+    "${APT[@]}" "${VIRT_PKGS[@]}"
   fi
-  apt-get install -y -q "${PKGS[@]}"
+  "${APT[@]}" "${PKGS[@]}"
 fi
 
 # /dev/kvm as root:root 0600 makes libvirt re-probe capabilities on every call (slow).
@@ -71,6 +79,14 @@ if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q -e '.[test]'
   touch .venv/.installed
+fi
+# libvirt-python is compiled against the installed libvirt's API: rebuild it when libvirt
+# changed (a binding older than libvirt 11.2 cannot ask for sparse saved states).
+lv_api=$(pkg-config --modversion libvirt)
+if [ "$(cat .venv/.libvirt-api 2>/dev/null)" != "$lv_api" ]; then
+  log "building libvirt-python against libvirt $lv_api"
+  .venv/bin/pip install -q --force-reinstall --no-deps --no-cache-dir --no-binary libvirt-python libvirt-python
+  echo "$lv_api" > .venv/.libvirt-api
 fi
 mkdir -p "${SCHEDCP_HOME:-/var/lib/schedcp}" && chmod 755 "${SCHEDCP_HOME:-/var/lib/schedcp}"
 log "ok ($(qemu-system-x86_64 --version | head -n1); libvirt $(libvirtd --version | awk '{print $NF}'))"

@@ -4,9 +4,10 @@ Reset model (see FACTS "Boot and reset"):
 
 1. Once per (image, VM shape, slot), cold-boot the image on a post-boot overlay
    ``frozen.qcow2`` (backed by the image's ``base.qcow2``), wait for SSH, close every
-   connection, ``virDomainSave`` to ``state.save``, and make ``frozen.qcow2`` read-only.
+   connection, ``virDomainSaveParams`` to ``state.save`` (format: :func:`save_format`),
+   and make ``frozen.qcow2`` read-only.
 2. Per sandbox: a new ``overlay.qcow2`` backed by ``frozen.qcow2`` and
-   ``virDomainRestoreFlags(state.save, xml)`` with the XML pointing at that overlay, a
+   ``virDomainRestoreParams(state.save, xml)`` with the XML pointing at that overlay, a
    free SSH port and the sandbox's own console log. The guest resumes exactly where it was
    saved (sshd listening) with the disk it saw then; everything a trial changes lives in
    the overlay and in RAM, and is gone when the sandbox closes.
@@ -120,6 +121,31 @@ def require_free_space(path: Path, need_mib: int, what: str) -> None:
         raise SandboxUnavailable(
             f"not enough free disk for {what} under {path}: {free} MiB free, {need_mib} MiB needed; "
             "free some space (`schedcp sandbox cleanup` removes leftovers) or set SCHEDCP_HOME to a larger disk")
+
+
+# Saved-state format. libvirt >= 11.2 with QEMU >= 9 writes "sparse" states (QEMU's
+# mapped-ram stream: guest pages at fixed file offsets, zero pages left as holes), which
+# QEMU reads straight from the file over SAVE_CHANNELS parallel channels; older libvirt
+# writes "raw" states, streamed to QEMU through a pipe. Measured here (2-core TCG host,
+# 4 GiB guest, interleaved): restore call 1.37 s raw, 1.15 s sparse (2 channels).
+SPARSE_MIN_LIBVIRT = 11_002_000
+SAVE_CHANNELS = 2
+
+
+def save_format(conn: libvirt.virConnect) -> str:
+    """"sparse" when libvirtd and the Python binding (built against libvirt >= 11.2, so
+    it knows the parameters' types) both support it, else "raw"."""
+    if not hasattr(libvirt, "VIR_DOMAIN_SAVE_PARAM_PARALLEL_CHANNELS"):
+        return "raw"
+    try:
+        return "sparse" if conn.getLibVersion() >= SPARSE_MIN_LIBVIRT else "raw"
+    except libvirt.libvirtError:
+        return "raw"
+
+
+# What images/guest/schedcp-init writes to the console once dropbear listens.
+CONSOLE_READY = b"schedcp-init: ready"
+CONSOLE_READY_WAIT_S = 60.0
 
 
 def _safe(s: str) -> str:
@@ -282,7 +308,12 @@ class LibvirtBackend:
         try:
             sb.relay.close()  # no connection may be open inside the saved state
             time.sleep(0.5)
-            sb.dom.save(str(tmp / "state.save"))
+            fmt = save_format(self.conn)
+            params = {libvirt.VIR_DOMAIN_SAVE_PARAM_FILE: str(tmp / "state.save")}
+            if fmt == "sparse":
+                params.update({libvirt.VIR_DOMAIN_SAVE_PARAM_IMAGE_FORMAT: fmt,
+                               libvirt.VIR_DOMAIN_SAVE_PARAM_PARALLEL_CHANNELS: SAVE_CHANNELS})
+            sb.dom.saveParams(params, 0)
         except libvirt.libvirtError as e:
             sb.close()
             shutil.rmtree(tmp, ignore_errors=True)
@@ -294,7 +325,7 @@ class LibvirtBackend:
         os.chmod(frozen, 0o444)
         (tmp / "meta.json").write_text(json.dumps(
             {"uuid": uuid, "image": self.image.key, "shape": self.shape.tag(self.accel),
-             "created": time.time(), "cold_boot_s": boot_s}, indent=2))
+             "created": time.time(), "cold_boot_s": boot_s, "format": fmt}, indent=2))
         if sdir.exists():
             shutil.rmtree(sdir)
         os.rename(tmp, sdir)
@@ -326,6 +357,7 @@ class LibvirtBackend:
             raise SandboxUnavailable(f"cannot start VM {name}: no free SSH port ({last_err})")
         sb = LibvirtSandbox(self, name, run_dir, lock_fd, dom, port, slot_fd=None)
         try:
+            sb._wait_console_ready(time.monotonic() + min(boot_timeout, CONSOLE_READY_WAIT_S))
             sb._wait_ssh(time.monotonic() + boot_timeout)
         except BaseException:
             sb.close()
@@ -382,7 +414,7 @@ class LibvirtBackend:
         try:
             require_free_space(run_root(), TRIAL_FREE_MIB, "a sandbox")
             sdir = self._ensure_state(slot)
-            uuid = json.loads((sdir / "meta.json").read_text())["uuid"]
+            state = json.loads((sdir / "meta.json").read_text())
             name = self._slot_name(slot)
             run_dir, lock_fd = self._new_run_dir(name)
         except BaseException:
@@ -398,9 +430,13 @@ class LibvirtBackend:
             # still paused leaves QEMU's user-mode TCP waiting for a retransmit (~5 s).
             for _attempt in range(3):
                 port = _free_port()
-                xml = build_xml(self._spec(name, uuid, overlay, console, port, meta))
+                xml = build_xml(self._spec(name, state["uuid"], overlay, console, port, meta))
+                params = {libvirt.VIR_DOMAIN_SAVE_PARAM_FILE: str(sdir / "state.save"),
+                          libvirt.VIR_DOMAIN_SAVE_PARAM_DXML: xml}
+                if state.get("format") == "sparse":
+                    params[libvirt.VIR_DOMAIN_SAVE_PARAM_PARALLEL_CHANNELS] = SAVE_CHANNELS
                 try:
-                    self.conn.restoreFlags(str(sdir / "state.save"), xml, libvirt.VIR_DOMAIN_SAVE_RUNNING)
+                    self.conn.restoreParams(params, libvirt.VIR_DOMAIN_SAVE_RUNNING)
                     dom = self.conn.lookupByName(name)
                     break
                 except libvirt.libvirtError as e:
@@ -493,6 +529,25 @@ class LibvirtSandbox(Sandbox):
         return self.run_dir / "console.log"
 
     # -- readiness / health ---------------------------------------------------------------
+    def _wait_console_ready(self, deadline: float) -> None:
+        """Wait for the guest init's ready line on the console (dropbear is listening then)
+        before the first SSH attempt of a cold boot. An earlier attempt is accepted by
+        QEMU's user-mode network while the guest cannot answer yet, and then sits out a
+        whole banner timeout: cold boots measured ~2 s slower that way. Without the line
+        by ``deadline`` (an image with another init), SSH polling takes over."""
+        seen = b""
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                with open(self.console_path, "rb") as f:
+                    f.seek(max(0, len(seen) - len(CONSOLE_READY)))
+                    seen = seen[:max(0, len(seen) - len(CONSOLE_READY))] + f.read()
+            except OSError:
+                pass
+            if CONSOLE_READY in seen:
+                return
+            time.sleep(0.02)
+
     def _wait_ssh(self, deadline: float, on_start: str | Callable[[], str] = "") -> None:
         last = ""
         while True:

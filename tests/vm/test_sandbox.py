@@ -89,6 +89,24 @@ def test_reset_discards_changes(backend):
         assert b.run("sysctl -n kernel.sched_autogroup_enabled").stdout.strip() == "1"
 
 
+def test_saved_state_format(backend):
+    """`make setup` installs libvirt >= 11.2, so saved states are sparse (mapped-ram): the
+    file has holes where the guest's memory is zero, and restores read it directly."""
+    import json
+    import os
+
+    from sandbox.libvirt.backend import save_format
+
+    assert save_format(backend.conn) == "sparse", backend.conn.getLibVersion()
+    with backend.open(job="pytest", trial="format") as sb:
+        slot = backend.state_dir / f"slot{sb.name.rsplit('-s', 1)[1]}"
+        assert json.loads((slot / "meta.json").read_text())["format"] == "sparse"
+        st = os.stat(slot / "state.save")
+        assert st.st_size >= backend.shape.memory_mib << 20  # one file offset per guest page
+        assert st.st_blocks * 512 < st.st_size / 4, (st.st_blocks * 512, st.st_size)
+        assert sb.run("echo restored").stdout == "restored\n"
+
+
 def test_two_sandboxes_side_by_side(backend):
     with backend.open(job="pytest", trial="p1") as a, backend.open(job="pytest", trial="p2") as b:
         assert a.name != b.name and a.port != b.port and a.run_dir != b.run_dir
