@@ -555,7 +555,8 @@ class LibvirtSandbox(Sandbox):
             try:
                 self.relay.connect(timeout=max(1.0, min(10.0, deadline - time.monotonic())), on_start=on_start)
                 return
-            except (paramiko.SSHException, OSError, EOFError) as e:
+            except (paramiko.SSHException, OSError, EOFError, RelayError) as e:
+                # RelayError: connected, but the relay shell did not start (yet)
                 last = f"{type(e).__name__}: {e}"
                 self.relay.close()
             if time.monotonic() > deadline:
