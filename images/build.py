@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from .recipe import GUEST_DIR, LoadedRecipe, RecipeError, load_recipe
-from .store import Image, ImageLock, find_image, home, images_dir, sha256_file
+from .store import Image, ImageLock, find_image, free_mib, home, images_dir, sha256_file
 
 Log = Callable[[str], None]
 
@@ -34,7 +34,7 @@ REQUIRED_TOOLS = {
     "qemu-img": "apt-get install qemu-utils",
     "ssh-keygen": "apt-get install openssh-client",
 }
-MIN_FREE_BYTES = 24 * 2**30  # the rootfs, the raw filesystem and the qcow2 of the default recipe at once
+MIN_FREE_MIB = 24 << 10  # the rootfs, the raw filesystem and the qcow2 of the default recipe at once
 
 
 class BuildError(Exception):
@@ -62,11 +62,11 @@ def preflight(lr: LoadedRecipe) -> None:
             f"(first: {unpinned[0]}); copy the sha256 from the publisher's checksum file into recipe.yaml"
         )
     images_dir().mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(images_dir()).free
-    if free < MIN_FREE_BYTES:
+    free = free_mib(images_dir())
+    if free < MIN_FREE_MIB:
         raise BuildError(
-            f"only {free / 2**30:.1f} GiB free under {images_dir()}; an image build needs "
-            f"{MIN_FREE_BYTES / 2**30:.0f} GiB: free some space or set SCHEDCP_HOME elsewhere"
+            f"only {free / 1024:.1f} GiB free under {images_dir()}; an image build needs "
+            f"{MIN_FREE_MIB / 1024:.0f} GiB: free some space or set SCHEDCP_HOME elsewhere"
         )
 
 

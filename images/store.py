@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -101,6 +102,15 @@ class Image:
             "vmlinuz_sha256": self.lock.digests.get("vmlinuz", ""),
             "size_mib": round(sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file()) / 2**20),
         }
+
+
+def free_mib(path: Path) -> int:
+    """Free space, in MiB, on the disk that holds ``path`` (or would hold it: the nearest
+    existing folder above it is asked)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free >> 20
 
 
 def sha256_file(path: Path) -> str:

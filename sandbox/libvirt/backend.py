@@ -41,7 +41,7 @@ from typing import Callable
 import libvirt
 import paramiko
 
-from images.store import Image, home
+from images.store import Image, free_mib, home
 from ..base import (
     DEFAULT_MAX_OUTPUT, DEFAULT_TIMEOUT_S, BootTimeout, ExecResult, GuestCrashed, GuestUnresponsive,
     KernelPinMismatch, RelayError, Sandbox, SandboxError, SandboxUnavailable,
@@ -114,10 +114,7 @@ def state_free_mib(memory_mib: int) -> int:
 def require_free_space(path: Path, need_mib: int, what: str) -> None:
     """:class:`SandboxUnavailable` with what to do when the disk holding ``path`` has less
     than ``need_mib`` MiB free (checked before anything is created)."""
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free >> 20
+    free = free_mib(path)
     if free < need_mib:
         raise SandboxUnavailable(
             f"not enough free disk for {what} under {path}: {free} MiB free, {need_mib} MiB needed; "
@@ -256,6 +253,12 @@ class LibvirtBackend:
     def state_dir(self) -> Path:
         return states_root() / self.image.key / self.shape.tag(self.accel)
 
+    @property
+    def memory_backing(self) -> str | None:
+        """Guest RAM: a shared memfd under TCG (no host huge pages to zero and compact
+        when a state is loaded; see sandbox/libvirt/domain.py), anonymous under KVM."""
+        return "memfd" if self.accel == "tcg" else None
+
     def _spec(self, name: str, uuid: str, disk: Path, console: Path, port: int, meta: dict) -> DomainSpec:
         lock = self.image.lock
         return DomainSpec(
@@ -264,6 +267,7 @@ class LibvirtBackend:
             cmdline=f"root=/dev/vda rootfstype=ext4 rw init=/sbin/schedcp-init {lock.cmdline}",
             disk=str(disk), console_log=str(console), ssh_port=port,
             vcpus=self.shape.vcpus, memory_mib=self.shape.memory_mib, accel=self.accel,
+            memory_backing=self.memory_backing,
             qemu_uid=self.qemu_owner[0], qemu_gid=self.qemu_owner[1],
             gpus=[PciAddress.parse(g) for g in self.shape.gpus], metadata=meta,
             emulator=prereqs.QEMU,
@@ -295,7 +299,10 @@ class LibvirtBackend:
         """The saved state of this slot, made with one cold boot the first time."""
         sdir = self.state_dir / f"slot{slot}"
         if (sdir / "meta.json").is_file():
-            return sdir
+            meta = json.loads((sdir / "meta.json").read_text())
+            # a state saved with other guest RAM (an older version) is made again
+            if meta.get("memory_backing", "anon") == (self.memory_backing or "anon"):
+                return sdir
         require_free_space(self.state_dir, state_free_mib(self.shape.memory_mib), "a saved VM state")
         self.events("state_create", {"slot": slot})
         tmp = self.state_dir / f".slot{slot}.tmp"
@@ -326,7 +333,8 @@ class LibvirtBackend:
         os.chmod(frozen, 0o444)
         (tmp / "meta.json").write_text(json.dumps(
             {"uuid": uuid, "image": self.image.key, "shape": self.shape.tag(self.accel),
-             "created": time.time(), "cold_boot_s": boot_s, "format": fmt}, indent=2))
+             "created": time.time(), "cold_boot_s": boot_s, "format": fmt,
+             "memory_backing": self.memory_backing or "anon"}, indent=2))
         if sdir.exists():
             shutil.rmtree(sdir)
         os.rename(tmp, sdir)
@@ -456,6 +464,7 @@ class LibvirtBackend:
             raise
         sb = LibvirtSandbox(self, name, run_dir, lock_fd, dom, port, slot_fd=slot_fd)
         sb.label = f"{job}/{trial}" if trial else job
+        sb.slot = slot
         try:
             if cores:
                 pin_cores(dom, self.shape.vcpus, cores)
@@ -524,6 +533,7 @@ class LibvirtSandbox(Sandbox):
         self.label = name
         self.closed = False
         self.cores: tuple[int, ...] | None = None
+        self.slot: int | None = None  # the saved-state slot a restored sandbox came from
 
     @property
     def console_path(self) -> Path:
@@ -537,17 +547,22 @@ class LibvirtSandbox(Sandbox):
         whole banner timeout (10 s): cold boots measured 11-17 s that way instead of
         10.0-10.8 s. Without the line by ``deadline`` (an image with another init), SSH
         polling takes over."""
-        seen = b""
+        tail, pos, next_check = b"", 0, 0.0
         while time.monotonic() < deadline:
-            self.check_alive()
+            if time.monotonic() >= next_check:  # a libvirt call and a console read: not every poll
+                self.check_alive()
+                next_check = time.monotonic() + 0.25
             try:
                 with open(self.console_path, "rb") as f:
-                    f.seek(max(0, len(seen) - len(CONSOLE_READY)))
-                    seen = seen[:max(0, len(seen) - len(CONSOLE_READY))] + f.read()
+                    f.seek(pos)
+                    new = f.read()
             except OSError:
-                pass
-            if CONSOLE_READY in seen:
+                new = b""
+            pos += len(new)
+            window = tail + new
+            if CONSOLE_READY in window:
                 return
+            tail = window[-(len(CONSOLE_READY) - 1):]  # a ready line split across two reads
             time.sleep(0.02)
 
     def _wait_ssh(self, deadline: float, on_start: str | Callable[[], str] = "") -> None:

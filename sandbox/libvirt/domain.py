@@ -4,6 +4,11 @@
   (TCG) with ``<cpu mode='maximum'>``;
 - direct kernel boot, ``panic=-1`` on the command line plus ``on_reboot/on_crash=destroy``
   and a pvpanic device, so a guest panic ends the domain instead of hanging it;
+- under TCG, guest RAM is a shared memfd (``memory_backing="memfd"``): shmem gets no
+  transparent huge pages (``shmem_enabled`` is ``never`` by default), so loading a saved
+  state does not zero and compact a 2 MiB page for each scattered guest page (restore
+  to SSH-ready measured 1.45 -> 1.05 s, interleaved). KVM keeps anonymous RAM, where
+  huge pages back the guest's page tables;
 - the serial console goes to a file (``console.log``);
 - root disk on virtio-blk (QEMU's NVMe device cannot be migrated, so it cannot be
   saved and restored); the kernel boots with the image's initrd, which loads virtio_blk;
@@ -60,6 +65,7 @@ class DomainSpec:
     memory_mib: int = 4096
     accel: str = "tcg"
     initrd: str | None = None
+    memory_backing: str | None = None  # None: anonymous RAM; "memfd": a shared memfd
     qemu_uid: int = 0
     qemu_gid: int = 0
     gpus: list[PciAddress] = field(default_factory=list)
@@ -81,6 +87,10 @@ def build_xml(spec: DomainSpec) -> str:
     md = _sub(dom, "metadata")
     ET.SubElement(md, f"{{{SCHEDCP_NS}}}sandbox", {k: str(v) for k, v in sorted(spec.metadata.items())})
     _sub(dom, "memory", str(spec.memory_mib), unit="MiB")
+    if spec.memory_backing:
+        mb = _sub(dom, "memoryBacking")
+        _sub(mb, "source", type=spec.memory_backing)
+        _sub(mb, "access", mode="shared")
     _sub(dom, "vcpu", str(spec.vcpus), placement="static")
     os_ = _sub(dom, "os")
     _sub(os_, "type", "hvm", arch="x86_64", machine="q35")

@@ -34,6 +34,13 @@ def test_tcg_domain():
     assert d.find("devices/hostdev") is None
 
 
+def test_memfd_guest_ram():
+    d = parse(build_xml(spec(accel="tcg", memory_backing="memfd")))
+    assert d.find("memoryBacking/source").get("type") == "memfd"
+    assert d.find("memoryBacking/access").get("mode") == "shared"  # private would copy on write to anonymous RAM
+    assert parse(build_xml(spec(accel="kvm"))).find("memoryBacking") is None
+
+
 def test_kvm_domain_uses_host_cpu():
     d = parse(build_xml(spec(accel="kvm")))
     assert d.get("type") == "kvm"

@@ -91,7 +91,8 @@ def test_reset_discards_changes(backend):
 
 def test_saved_state_format(backend):
     """`make setup` installs libvirt >= 11.2, so saved states are sparse (mapped-ram): the
-    file has holes where the guest's memory is zero, and restores read it directly."""
+    file has holes where the guest's memory is zero, and restores read it directly. Under
+    TCG the guest's RAM is a shared memfd, in the saved state and in the restored VM."""
     import json
     import os
 
@@ -99,8 +100,12 @@ def test_saved_state_format(backend):
 
     assert save_format(backend.conn) == "sparse", backend.conn.getLibVersion()
     with backend.open(job="pytest", trial="format") as sb:
-        slot = backend.state_dir / f"slot{sb.name.rsplit('-s', 1)[1]}"
-        assert json.loads((slot / "meta.json").read_text())["format"] == "sparse"
+        slot = backend.state_dir / f"slot{sb.slot}"
+        meta = json.loads((slot / "meta.json").read_text())
+        assert meta["format"] == "sparse"
+        if backend.accel == "tcg":
+            assert meta["memory_backing"] == "memfd"
+            assert "<source type='memfd'/>" in sb.dom.XMLDesc()
         st = os.stat(slot / "state.save")
         assert st.st_size >= backend.shape.memory_mib << 20  # one file offset per guest page
         assert st.st_blocks * 512 < st.st_size / 4, (st.st_blocks * 512, st.st_size)
