@@ -77,9 +77,12 @@ def cmd_image_list(a) -> int:
 
 def cmd_sandbox_info(a) -> int:
     from sandbox.libvirt import prereqs
+    from sandbox.libvirt.backend import memory_backing, save_format
 
-    prereqs.connect()
-    info = {"accel": prereqs.detect_accel(), **prereqs.host_tools(), "uri": prereqs.LIBVIRT_URI}
+    conn = prereqs.connect()
+    accel = prereqs.detect_accel()
+    info = {"accel": accel, **prereqs.host_tools(), "uri": prereqs.LIBVIRT_URI,
+            "saved_state_format": save_format(conn), "guest_ram": memory_backing(accel) or "anonymous"}
     print(json.dumps(info, indent=2))
     return 0
 

@@ -16,7 +16,9 @@ A slot is a saved state with its own domain UUID; a running sandbox holds its sl
 file, so several sandboxes run side by side (one per slot) without clashing names, ports,
 or files. Slots are created on demand. Every sandbox has a run folder
 ``$SCHEDCP_HOME/run/<name>/`` with a held lock; a folder whose lock is free belongs to a
-killed run, and :func:`cleanup_stale` destroys its domain and removes it.
+killed run, and :func:`cleanup_stale` destroys its domain and removes it. Domain names
+start with :func:`domain_prefix` (a hash of ``SCHEDCP_HOME``): two homes on one host
+neither share names nor clean up each other's VMs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -141,13 +144,40 @@ def save_format(conn: libvirt.virConnect) -> str:
         return "raw"
 
 
+def memory_backing(accel: str) -> str | None:
+    """Guest RAM: a shared memfd under TCG (no host huge pages to zero and compact when a
+    state is loaded; see sandbox/libvirt/domain.py), anonymous (None) under KVM."""
+    return "memfd" if accel == "tcg" else None
+
+
 # What images/guest/schedcp-init writes to the console once dropbear listens.
 CONSOLE_READY = b"schedcp-init: ready"
 CONSOLE_READY_WAIT_S = 60.0
 
 
+# libvirt errors on a domain start that are worth another attempt: QEMU could not bind
+# the SSH forward (another process took the free port we picked: a new port is picked),
+# and a transient failure of libvirtd's cgroup device filter, a BPF program that the
+# kernel's verifier abandons with EAGAIN when a signal (e.g. SIGCHLD from another VM's
+# QEMU exiting) reaches libvirtd during the load (seen once with two trials in parallel).
+START_RETRY_ON = ("host forwarding", "Address already in use", "failed to load cgroup BPF prog")
+START_ATTEMPTS = 4
+
+
+def start_retryable(msg: str) -> bool:
+    return any(s in msg for s in START_RETRY_ON)
+
+
 def _safe(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", s)[:48]
+
+
+def domain_prefix() -> str:
+    """The start of the name of every domain this ``SCHEDCP_HOME`` creates: ``schedcp-``
+    plus a short hash of the home's path. Two homes on one host (a CI clone beside a
+    user's jobs) then never reuse each other's domain names, and each one's clean-up
+    leaves the other's VMs alone."""
+    return f"{PREFIX}{hashlib.sha256(str(home().resolve()).encode()).hexdigest()[:6]}-"
 
 
 def cleanup_stale(conn: libvirt.virConnect | None = None) -> list[str]:
@@ -162,9 +192,10 @@ def cleanup_stale(conn: libvirt.virConnect | None = None) -> list[str]:
                 removed.append(d.name)
             else:
                 live.add(d.name)
+    mine = domain_prefix()
     for dom in conn.listAllDomains():
         name = dom.name()
-        if name.startswith(PREFIX) and name not in live:
+        if name.startswith(mine) and name not in live:
             _destroy_by_name(conn, name)
             removed.append(name)
     return removed
@@ -255,9 +286,7 @@ class LibvirtBackend:
 
     @property
     def memory_backing(self) -> str | None:
-        """Guest RAM: a shared memfd under TCG (no host huge pages to zero and compact
-        when a state is loaded; see sandbox/libvirt/domain.py), anonymous under KVM."""
-        return "memfd" if self.accel == "tcg" else None
+        return memory_backing(self.accel)
 
     def _spec(self, name: str, uuid: str, disk: Path, console: Path, port: int, meta: dict) -> DomainSpec:
         lock = self.image.lock
@@ -300,8 +329,10 @@ class LibvirtBackend:
         sdir = self.state_dir / f"slot{slot}"
         if (sdir / "meta.json").is_file():
             meta = json.loads((sdir / "meta.json").read_text())
-            # a state saved with other guest RAM (an older version) is made again
-            if meta.get("memory_backing", "anon") == (self.memory_backing or "anon"):
+            # a state saved by an older version (other guest RAM, or a domain name without
+            # the home's hash, under which libvirt would restore it) is made again
+            if (meta.get("memory_backing", "anon") == (self.memory_backing or "anon")
+                    and meta.get("name") == self._slot_name(slot)):
                 return sdir
         require_free_space(self.state_dir, state_free_mib(self.shape.memory_mib), "a saved VM state")
         self.events("state_create", {"slot": slot})
@@ -334,7 +365,7 @@ class LibvirtBackend:
         (tmp / "meta.json").write_text(json.dumps(
             {"uuid": uuid, "image": self.image.key, "shape": self.shape.tag(self.accel),
              "created": time.time(), "cold_boot_s": boot_s, "format": fmt,
-             "memory_backing": self.memory_backing or "anon"}, indent=2))
+             "memory_backing": self.memory_backing or "anon", "name": self._slot_name(slot)}, indent=2))
         if sdir.exists():
             shutil.rmtree(sdir)
         os.rename(tmp, sdir)
@@ -346,7 +377,7 @@ class LibvirtBackend:
         console = run_dir / "console.log"
         t0 = time.monotonic()
         last_err = ""
-        for _attempt in range(3):
+        for _attempt in range(START_ATTEMPTS):
             port = _free_port()
             xml = build_xml(self._spec(name, uuid, disk, console, port, meta))
             (run_dir / "domain.xml").write_text(xml)
@@ -356,14 +387,15 @@ class LibvirtBackend:
                 break
             except libvirt.libvirtError as e:
                 last_err = e.get_error_message()
-                if "host forwarding" not in last_err and "Address already in use" not in last_err:
+                if not start_retryable(last_err):
                     shutil.rmtree(run_dir, ignore_errors=True)
                     os.close(lock_fd)
                     raise SandboxUnavailable(f"cannot start VM {name}: {last_err}") from None
+                time.sleep(0.2)
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
             os.close(lock_fd)
-            raise SandboxUnavailable(f"cannot start VM {name}: no free SSH port ({last_err})")
+            raise SandboxUnavailable(f"cannot start VM {name} in {START_ATTEMPTS} attempts: {last_err}")
         sb = LibvirtSandbox(self, name, run_dir, lock_fd, dom, port, slot_fd=None)
         try:
             sb._wait_console_ready(time.monotonic() + min(boot_timeout, CONSOLE_READY_WAIT_S))
@@ -394,12 +426,12 @@ class LibvirtBackend:
         return sb
 
     def _name(self, job: str, trial: str | None) -> str:
-        return f"{PREFIX}{_safe(job)}-{_safe(trial or secrets.token_hex(4))}"
+        return f"{domain_prefix()}{_safe(job)}-{_safe(trial or secrets.token_hex(4))}"
 
     def _slot_name(self, slot: int) -> str:
         # libvirt restores a saved domain only under its saved name and UUID, so the
         # domain name belongs to the slot; job and trial go into the metadata.
-        return f"{PREFIX}{self.image.key.rsplit('-', 1)[-1]}-{self.shape.tag(self.accel)}-s{slot}"
+        return f"{domain_prefix()}{self.image.key.rsplit('-', 1)[-1]}-{self.shape.tag(self.accel)}-s{slot}"
 
     def open(self, job: str = "adhoc", trial: str | None = None, ready_timeout: float = 60.0,
              cores: tuple[int, ...] | None = None) -> "LibvirtSandbox":
@@ -434,10 +466,10 @@ class LibvirtBackend:
             _qemu_img_overlay(overlay, sdir / "frozen.qcow2", self.qemu_owner)
             console = run_dir / "console.log"
             meta = {"job": job, "trial": trial or "", "slot": str(slot), "role": "trial"}
-            dom, port = None, 0
+            dom, port, last_err = None, 0, ""
             # Connect only after the restore returns: a connection made while the guest is
             # still paused leaves QEMU's user-mode TCP waiting for a retransmit (~5 s).
-            for _attempt in range(3):
+            for _attempt in range(START_ATTEMPTS):
                 port = _free_port()
                 xml = build_xml(self._spec(name, state["uuid"], overlay, console, port, meta))
                 params = {libvirt.VIR_DOMAIN_SAVE_PARAM_FILE: str(sdir / "state.save"),
@@ -449,12 +481,13 @@ class LibvirtBackend:
                     dom = self.conn.lookupByName(name)
                     break
                 except libvirt.libvirtError as e:
-                    msg = e.get_error_message()
-                    if "host forwarding" in msg or "Address already in use" in msg:
+                    last_err = e.get_error_message()
+                    if start_retryable(last_err):
+                        time.sleep(0.2)
                         continue
-                    raise SandboxUnavailable(f"cannot restore VM {name} from {sdir}: {msg}") from None
+                    raise SandboxUnavailable(f"cannot restore VM {name} from {sdir}: {last_err}") from None
             if dom is None:
-                raise SandboxUnavailable(f"cannot restore VM {name}: no free SSH port")
+                raise SandboxUnavailable(f"cannot restore VM {name} in {START_ATTEMPTS} attempts: {last_err}")
             (run_dir / "domain.xml").write_text(xml)
         except BaseException:
             _destroy_by_name(self.conn, name)

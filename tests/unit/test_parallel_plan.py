@@ -1,4 +1,4 @@
-"""Core plans for concurrent trials (sandbox/libvirt/backend.py)."""
+"""Core plans for concurrent trials, and which VM start errors are retried (sandbox/libvirt/backend.py)."""
 
 import os
 
@@ -22,3 +22,14 @@ def test_default_parallel_follows_cores_and_memory():
     assert default_parallel(1, 256) <= n
     assert default_parallel(n, 256) == 1
     assert default_parallel(1, 10**9) == 1  # memory-bound: still at least one
+
+
+def test_transient_start_errors_are_retried_and_others_are_not():
+    from sandbox.libvirt.backend import start_retryable
+
+    # seen in CI with two trials in parallel (libvirt 11.3, kernel 6.18)
+    assert start_retryable("failed to load cgroup BPF prog: Resource temporarily unavailable")
+    assert start_retryable("internal error: process exited while connecting to monitor: "
+                           "qemu-system-x86_64: -netdev user,...: could not set up host forwarding rule")
+    assert not start_retryable("Cannot access storage file '/x/overlay.qcow2': No such file or directory")
+    assert not start_retryable("operation failed: domain 'schedcp-x' already exists with uuid 1")

@@ -25,6 +25,17 @@ def test_shell_is_interactive(backend):
     assert backend.image.lock.kernel_release in r.stdout
 
 
+def test_sandbox_info_says_how_sandboxes_run(backend):
+    import json
+
+    r = schedcp("sandbox", "info")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["accel"] == backend.accel
+    assert info["saved_state_format"] == "sparse"  # make setup installs libvirt >= 11.2
+    assert info["guest_ram"] == ("memfd" if backend.accel == "tcg" else "anonymous")
+
+
 def test_broken_recipe_is_one_line_error(tmp_path):
     (tmp_path / "recipe.yaml").write_text("name: x\n")
     r = schedcp("image", "build", str(tmp_path))

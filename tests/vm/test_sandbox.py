@@ -210,6 +210,22 @@ def test_cold_boot_and_a_killed_cold_boots_leftovers(backend):
     assert left.name in cleanup_stale() and not left.exists()
 
 
+def test_another_homes_cleanup_leaves_our_vms_alone(backend, tmp_path, monkeypatch):
+    """Two SCHEDCP_HOMEs on one host (a CI clone beside a user's jobs): domain names carry
+    a hash of the home, and one home's start-up clean-up destroys only its own leftovers."""
+    from sandbox.libvirt.backend import cleanup_stale, domain_prefix
+
+    with backend.open(job="pytest", trial="home") as sb:
+        mine = domain_prefix()
+        assert sb.name.startswith(mine)
+        with monkeypatch.context() as m:
+            m.setenv("SCHEDCP_HOME", str(tmp_path / "other-home"))
+            assert domain_prefix() != mine
+            assert sb.name not in cleanup_stale(backend.conn)
+        assert sb.dom.isActive()
+        assert sb.run("echo alive").stdout == "alive\n"
+
+
 def test_full_host_disk_is_refused_before_anything_starts(backend, tmp_path, monkeypatch):
     """A host disk too full for a saved state or a trial's overlay: one line saying what
     to do, no VM started, no state or run folder begun (a real small tmpfs, not a mock)."""
