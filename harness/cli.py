@@ -82,7 +82,7 @@ def cmd_sandbox_info(a) -> int:
     conn = prereqs.connect()
     accel = prereqs.detect_accel()
     info = {"accel": accel, **prereqs.host_tools(), "uri": prereqs.LIBVIRT_URI,
-            "saved_state_format": save_format(conn), "guest_ram": memory_backing(accel) or "anonymous"}
+            "saved_state_format": save_format(conn), "guest_ram": memory_backing(accel)}
     print(json.dumps(info, indent=2))
     return 0
 

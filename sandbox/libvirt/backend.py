@@ -144,10 +144,10 @@ def save_format(conn: libvirt.virConnect) -> str:
         return "raw"
 
 
-def memory_backing(accel: str) -> str | None:
-    """Guest RAM: a shared memfd under TCG (no host huge pages to zero and compact when a
-    state is loaded; see sandbox/libvirt/domain.py), anonymous (None) under KVM."""
-    return "memfd" if accel == "tcg" else None
+def memory_backing(accel: str) -> str:
+    """Guest RAM: a shared "memfd" under TCG (no host huge pages to zero and compact when
+    a state is loaded; see sandbox/libvirt/domain.py), "anonymous" under KVM."""
+    return "memfd" if accel == "tcg" else "anonymous"
 
 
 # What images/guest/schedcp-init writes to the console once dropbear listens.
@@ -285,7 +285,7 @@ class LibvirtBackend:
         return states_root() / self.image.key / self.shape.tag(self.accel)
 
     @property
-    def memory_backing(self) -> str | None:
+    def memory_backing(self) -> str:
         return memory_backing(self.accel)
 
     def _spec(self, name: str, uuid: str, disk: Path, console: Path, port: int, meta: dict) -> DomainSpec:
@@ -324,16 +324,17 @@ class LibvirtBackend:
                 return n, fd
         raise SandboxUnavailable(f"all {MAX_SLOTS} sandbox slots of {self.state_dir} are in use")
 
-    def _ensure_state(self, slot: int) -> Path:
-        """The saved state of this slot, made with one cold boot the first time."""
+    def _ensure_state(self, slot: int) -> tuple[Path, dict]:
+        """The saved state of this slot and its meta.json, made with one cold boot the
+        first time."""
         sdir = self.state_dir / f"slot{slot}"
         if (sdir / "meta.json").is_file():
             meta = json.loads((sdir / "meta.json").read_text())
             # a state saved by an older version (other guest RAM, or a domain name without
             # the home's hash, under which libvirt would restore it) is made again
-            if (meta.get("memory_backing", "anon") == (self.memory_backing or "anon")
+            if (meta.get("memory_backing", "anonymous") == self.memory_backing
                     and meta.get("name") == self._slot_name(slot)):
-                return sdir
+                return sdir, meta
         require_free_space(self.state_dir, state_free_mib(self.shape.memory_mib), "a saved VM state")
         self.events("state_create", {"slot": slot})
         tmp = self.state_dir / f".slot{slot}.tmp"
@@ -362,40 +363,52 @@ class LibvirtBackend:
         sb.close()
         os.chown(frozen, 0, 0)
         os.chmod(frozen, 0o444)
-        (tmp / "meta.json").write_text(json.dumps(
-            {"uuid": uuid, "image": self.image.key, "shape": self.shape.tag(self.accel),
-             "created": time.time(), "cold_boot_s": boot_s, "format": fmt,
-             "memory_backing": self.memory_backing or "anon", "name": self._slot_name(slot)}, indent=2))
+        meta = {"uuid": uuid, "image": self.image.key, "shape": self.shape.tag(self.accel),
+                "created": time.time(), "cold_boot_s": boot_s, "format": fmt,
+                "memory_backing": self.memory_backing, "name": self._slot_name(slot)}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         if sdir.exists():
             shutil.rmtree(sdir)
         os.rename(tmp, sdir)
-        return sdir
+        return sdir, meta
 
     # -- boot / restore ----------------------------------------------------------------
+    def _start(self, what: str, spec_for: Callable[[int], DomainSpec],
+               start: Callable[[str], libvirt.virDomain]) -> tuple[libvirt.virDomain, int, str]:
+        """``start(xml)`` with the XML of ``spec_for(port)`` for a free SSH port. An error
+        worth another attempt (:data:`START_RETRY_ON`) is retried on a new port, up to
+        :data:`START_ATTEMPTS` in all; any other raises :class:`SandboxUnavailable` at once.
+        Returns the domain, its port and its XML."""
+        last_err = ""
+        for _attempt in range(START_ATTEMPTS):
+            port = _free_port()
+            xml = build_xml(spec_for(port))
+            try:
+                return start(xml), port, xml
+            except libvirt.libvirtError as e:
+                last_err = e.get_error_message()
+                if not start_retryable(last_err):
+                    raise SandboxUnavailable(f"cannot {what}: {last_err}") from None
+                time.sleep(0.2)
+        raise SandboxUnavailable(f"cannot {what} in {START_ATTEMPTS} attempts: {last_err}")
+
     def _boot(self, name: str, uuid: str, disk: Path, meta: dict, boot_timeout: float = 180.0) -> "LibvirtSandbox":
         run_dir, lock_fd = self._new_run_dir(name)
         console = run_dir / "console.log"
         t0 = time.monotonic()
-        last_err = ""
-        for _attempt in range(START_ATTEMPTS):
-            port = _free_port()
-            xml = build_xml(self._spec(name, uuid, disk, console, port, meta))
+
+        def create(xml: str) -> libvirt.virDomain:
             (run_dir / "domain.xml").write_text(xml)
             self.events("boot_started", {"name": name, "accel": self.accel})
-            try:
-                dom = self.conn.createXML(xml, 0)
-                break
-            except libvirt.libvirtError as e:
-                last_err = e.get_error_message()
-                if not start_retryable(last_err):
-                    shutil.rmtree(run_dir, ignore_errors=True)
-                    os.close(lock_fd)
-                    raise SandboxUnavailable(f"cannot start VM {name}: {last_err}") from None
-                time.sleep(0.2)
-        else:
+            return self.conn.createXML(xml, 0)
+
+        try:
+            dom, port, _xml = self._start(
+                f"start VM {name}", lambda port: self._spec(name, uuid, disk, console, port, meta), create)
+        except BaseException:
             shutil.rmtree(run_dir, ignore_errors=True)
             os.close(lock_fd)
-            raise SandboxUnavailable(f"cannot start VM {name} in {START_ATTEMPTS} attempts: {last_err}")
+            raise
         sb = LibvirtSandbox(self, name, run_dir, lock_fd, dom, port, slot_fd=None)
         try:
             sb._wait_console_ready(time.monotonic() + min(boot_timeout, CONSOLE_READY_WAIT_S))
@@ -454,8 +467,7 @@ class LibvirtBackend:
         slot, slot_fd = self._acquire_slot()
         try:
             require_free_space(run_root(), TRIAL_FREE_MIB, "a sandbox")
-            sdir = self._ensure_state(slot)
-            state = json.loads((sdir / "meta.json").read_text())
+            sdir, state = self._ensure_state(slot)
             name = self._slot_name(slot)
             run_dir, lock_fd = self._new_run_dir(name)
         except BaseException:
@@ -466,28 +478,19 @@ class LibvirtBackend:
             _qemu_img_overlay(overlay, sdir / "frozen.qcow2", self.qemu_owner)
             console = run_dir / "console.log"
             meta = {"job": job, "trial": trial or "", "slot": str(slot), "role": "trial"}
-            dom, port, last_err = None, 0, ""
-            # Connect only after the restore returns: a connection made while the guest is
-            # still paused leaves QEMU's user-mode TCP waiting for a retransmit (~5 s).
-            for _attempt in range(START_ATTEMPTS):
-                port = _free_port()
-                xml = build_xml(self._spec(name, state["uuid"], overlay, console, port, meta))
+            def restore(xml: str) -> libvirt.virDomain:
                 params = {libvirt.VIR_DOMAIN_SAVE_PARAM_FILE: str(sdir / "state.save"),
                           libvirt.VIR_DOMAIN_SAVE_PARAM_DXML: xml}
                 if state.get("format") == "sparse":
                     params[libvirt.VIR_DOMAIN_SAVE_PARAM_PARALLEL_CHANNELS] = SAVE_CHANNELS
-                try:
-                    self.conn.restoreParams(params, libvirt.VIR_DOMAIN_SAVE_RUNNING)
-                    dom = self.conn.lookupByName(name)
-                    break
-                except libvirt.libvirtError as e:
-                    last_err = e.get_error_message()
-                    if start_retryable(last_err):
-                        time.sleep(0.2)
-                        continue
-                    raise SandboxUnavailable(f"cannot restore VM {name} from {sdir}: {last_err}") from None
-            if dom is None:
-                raise SandboxUnavailable(f"cannot restore VM {name} in {START_ATTEMPTS} attempts: {last_err}")
+                self.conn.restoreParams(params, libvirt.VIR_DOMAIN_SAVE_RUNNING)
+                return self.conn.lookupByName(name)
+
+            # Connect only after the restore returns: a connection made while the guest is
+            # still paused leaves QEMU's user-mode TCP waiting for a retransmit (~5 s).
+            dom, port, xml = self._start(
+                f"restore VM {name} from {sdir}",
+                lambda port: self._spec(name, state["uuid"], overlay, console, port, meta), restore)
             (run_dir / "domain.xml").write_text(xml)
         except BaseException:
             _destroy_by_name(self.conn, name)

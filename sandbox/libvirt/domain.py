@@ -65,7 +65,7 @@ class DomainSpec:
     memory_mib: int = 4096
     accel: str = "tcg"
     initrd: str | None = None
-    memory_backing: str | None = None  # None: anonymous RAM; "memfd": a shared memfd
+    memory_backing: str = "anonymous"  # or "memfd": a shared memfd
     qemu_uid: int = 0
     qemu_gid: int = 0
     gpus: list[PciAddress] = field(default_factory=list)
@@ -87,7 +87,7 @@ def build_xml(spec: DomainSpec) -> str:
     md = _sub(dom, "metadata")
     ET.SubElement(md, f"{{{SCHEDCP_NS}}}sandbox", {k: str(v) for k, v in sorted(spec.metadata.items())})
     _sub(dom, "memory", str(spec.memory_mib), unit="MiB")
-    if spec.memory_backing:
+    if spec.memory_backing != "anonymous":
         mb = _sub(dom, "memoryBacking")
         _sub(mb, "source", type=spec.memory_backing)
         _sub(mb, "access", mode="shared")
