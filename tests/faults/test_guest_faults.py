@@ -139,20 +139,32 @@ def test_ssh_link_dropped_mid_command(sb):
     assert sb.run("echo back").stdout.strip() == "back"  # the sandbox goes on over a new link
 
 
+def libvirtd_running() -> bool:
+    return subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True).returncode == 0
+
+
+# libvirtd's graceful shutdown waits for its worker jobs and forces itself after about
+# 20 s ("Make forcefull daemon shutdown", seen in a CI run): a new libvirtd started before
+# the old one is gone cannot take its pid file and exits.
+LIBVIRTD_EXIT_WAIT_S = 60.0
+
+
 def test_libvirtd_restarted_under_a_running_sandbox(backend):
     sb = backend.open(job="faults", trial="libvirtd")
     try:
         subprocess.run(["pkill", "-x", "libvirtd"], check=True)
-        for _ in range(100):
-            if subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True).returncode:
-                break
+        deadline = time.monotonic() + LIBVIRTD_EXIT_WAIT_S
+        while libvirtd_running() and time.monotonic() < deadline:
             time.sleep(0.1)
+        assert not libvirtd_running(), f"libvirtd still running {LIBVIRTD_EXIT_WAIT_S:.0f} s after SIGTERM"
         subprocess.run(["libvirtd", "-d"], check=True)
         assert sb.run("echo guest-unaffected").stdout.strip() == "guest-unaffected"
         sb.check_alive()  # reconnects instead of taking the guest for dead
         with backend.open(job="faults", trial="libvirtd-2") as sb2:  # new sandboxes still open
             assert sb2.run("echo ok").stdout.strip() == "ok"
     finally:
+        if not libvirtd_running():  # a failure above must not leave the later tests without one
+            subprocess.run(["libvirtd", "-d"], check=False)
         sb.close()
     conn = libvirt.open("qemu:///system")
     try:
