@@ -143,9 +143,9 @@ def libvirtd_running() -> bool:
     return subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True).returncode == 0
 
 
-# libvirtd's graceful shutdown waits for its worker jobs and forces itself after about
-# 20 s ("Make forcefull daemon shutdown", seen in a CI run): a new libvirtd started before
-# the old one is gone cannot take its pid file and exits.
+# libvirtd's graceful shutdown waits for its worker jobs and forces itself after 30 s
+# ("Make forcefull daemon shutdown", seen once in a CI run, 30 s after the SIGTERM): a new
+# libvirtd started before the old one is gone cannot take its pid file and exits.
 LIBVIRTD_EXIT_WAIT_S = 60.0
 
 
