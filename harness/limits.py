@@ -35,6 +35,11 @@ class BudgetTracker:
         self.usage = Usage()
         self.t0 = time.monotonic()
 
+    def start(self) -> None:
+        """Start the wall-time budget (and ``usage.wall_s``) now: when the agent starts,
+        not when the trial's VMs are being prepared."""
+        self.t0 = time.monotonic()
+
     def add_call(self, input_tokens: int, output_tokens: int) -> None:
         self.usage.steps += 1
         self.add_tokens(input_tokens, output_tokens)

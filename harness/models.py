@@ -6,7 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-FailureKind = Literal["none", "agent_error", "budget_exceeded", "sandbox_crash", "infra_error"]
+# workload_broken: the workload ran in the baseline VM but failed in the tuned one after
+# the agent's changes (the agent's failure, counted in its score); harness_error: an
+# exception of the harness itself (a bug; traceback.txt in the trial folder), re-run on resume
+FailureKind = Literal["none", "agent_error", "budget_exceeded", "sandbox_crash", "infra_error",
+                      "workload_broken", "harness_error"]
+# failures that are the agent's own doing: they count as failed attempts in its score
+AGENT_FAILURES = ("agent_error", "workload_broken")
 
 
 def default_backend(agent: str) -> str:
@@ -52,8 +58,8 @@ class TrialConfig(_TrialKey):
     job_id: str = ""  # the job it belongs to: named in its VMs' libvirt metadata
 
     size: Literal["smoke", "full"] = "smoke"
-    repeat: int = 5
-    warmup: int = 1
+    repeat: int | None = None  # measured rounds; None: the workload spec's repetitions for the size
+    warmup: int | None = None  # unmeasured runs per measured run; None: the spec's warmup_runs
     slo_hint: bool = True
     budget: Budget = Field(default_factory=Budget)
 
@@ -89,8 +95,16 @@ class TrialResult(_TrialKey):
     baseline_runs: list[dict[str, float]] = Field(default_factory=list)
     tuned_runs: list[dict[str, float]] = Field(default_factory=list)
     summary: dict[str, MetricStats] = Field(default_factory=dict)
-    improvement: dict = Field(default_factory=dict)  # ratio (>1 better), ci95, p_value
-    slo: dict = Field(default_factory=dict)  # baseline_met, tuned_met, text
+    improvement: dict = Field(default_factory=dict)  # ratio (>1 better), ci95, p_value, n, method
+    # harness/scoring.py: improved | regressed | no_change | inconclusive ("" when not measured)
+    verdict: str = ""
+    verdict_detail: dict = Field(default_factory=dict)  # noise floor, indicative, the rule that decided
+    slo: dict = Field(default_factory=dict)  # verdict (met | not_met | inconclusive), baseline_met, the SLO
+    # the measurement design (harness/trial.py): round order ("BT"/"TB"), its seed, and per
+    # measured or warm-up run: round, role, the saved state and VM instance it ran in
+    order: list[str] = Field(default_factory=list)
+    order_seed: int | None = None
+    measurements: list[dict] = Field(default_factory=list)
     scheduler_in_place: bool | None = None
     scheduler_exit: str = ""  # when not in place: the kernel's sched_ext lines saying why
     tuned_config: dict = Field(default_factory=dict)  # what the agent left in place (scheduler, sysctls)
@@ -121,7 +135,7 @@ class JobConfig(BaseModel):
     attempts: int = 1
     parallel: int = 1
     size: Literal["smoke", "full"] = "smoke"
-    repeat: int = 5
+    repeat: int | None = None  # None: each workload spec's repetitions for the size
     slo_hint: bool = True
     budget: Budget = Field(default_factory=Budget)
 

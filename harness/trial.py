@@ -1,20 +1,27 @@
 """One trial: an agent tunes one workload in a fresh VM; the harness measures the result.
 
-Phases (each timed in ``result.json``):
+:class:`Trial` has one method per phase (each timed in ``result.json``):
 
 1. ``reset``: two fresh sandboxes from the same saved state: *tuned* (the agent's) and
    *baseline* (never touched by the agent). Both check the kernel pin.
-2. ``setup``: the workload folder is installed and set up in both.
-3. ``agent``: the agent works in *tuned*, within its budget. A budget hit stops it and
-   the trial is still measured.
-4. ``measure``: the harness runs the workload in *baseline* and *tuned* alternately
-   (B T B T ..., so slow drift affects both alike), warm-up rounds dropped. It checks
-   that a scheduler the agent left attached is still attached afterwards.
-5. ``stats``: per-metric summaries, the oriented improvement ratio of the primary metric
-   with a bootstrap 95 % CI and a Mann-Whitney p-value, SLO checks.
+2. ``setup``: the workload folder is installed and set up in both; the baseline VM is then
+   saved to disk as it is (a checkpoint) and stops.
+3. ``agent``: the agent works in *tuned*, within its budget (the wall-time budget starts
+   here). A budget hit stops it and the trial is still measured. What it left in place
+   (scheduler, sysctls) is recorded, then the tuned VM is saved too.
+4. ``measure``: each round measures both checkpoints, each in a **fresh VM instance**
+   restored for that one run, in balanced order (``BT TB TB BT``..., seeded; see
+   :mod:`harness.scoring`), each instance warmed by the same unmeasured run(s) first.
+   Under TCG every restored instance has its own speed (FACTS: up to ~12 % apart); with
+   one instance per run that luck becomes run-to-run noise that the CI carries, instead
+   of a steady difference between the two sides. Every run's state and instance are in
+   ``measurements``. A workload that fails only in the tuned VM is the agent's failure
+   (``workload_broken``).
+5. ``stats``: per-metric summaries, the paired improvement ratio of the primary metric with
+   its 95 % CI, the verdict and the SLO verdict (:mod:`harness.scoring`).
 
 Whatever happens, ``result.json`` is written last (atomically) with the failure kind; a
-trial folder without it is re-run on resume.
+trial folder without it, or with ``harness_error``, is re-run on resume.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import os
 import re
 import time
 import traceback
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -32,13 +40,14 @@ from typing import Callable
 from sandbox.base import GuestCrashed, SandboxError
 from sandbox.guest import sched_ext_dmesg, sched_ext_state
 
-from . import bench
+from . import bench, scoring
 from .agents import AgentContext, Trajectory, make_agent
 from .agents.base import AgentInfraError
 from .limits import BudgetTracker, LimitExceeded
 from .models import MetricStats, TrialConfig, TrialResult
 from .prompt import instruction
-from .stats import compare, slo_met, summarize_runs
+from .stats import median_ci, paired_compare, slo_met, summarize_runs
+from .steps import step_text
 from .workload import WorkloadError, WorkloadSkipped, backend_refusal, load_workload
 
 Events = Callable[[str, dict], None]
@@ -78,198 +87,309 @@ def _sysctls(sb) -> dict[str, str]:
     return out
 
 
-def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambda k, d: None,
-              agent_kwargs: dict | None = None, cores: tuple[int, ...] | None = None) -> TrialResult:
-    """Run one trial. ``cores``: host cores this trial's VMs run on (see job.run_job); None
-    leaves placement to the host's scheduler."""
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    (trial_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
-    def progress(rec: dict) -> None:  # the agent's steps, as they happen, for the display
-        kind = rec["type"]
-        if kind == "message" and rec.get("role") != "assistant":
-            text = rec.get("text", "")
-        elif kind == "tool_call":
-            text = f"{rec['name']} {json.dumps(rec.get('input'))[:120]}"
-        elif kind == "trial_run":
-            text = f"trial run {rec.get('metrics') or rec.get('error')}"
-        elif kind == "goal":
-            text = f"declared goal {rec['declared']['metric']} ({rec['declared']['direction']})"
-        elif kind == "candidate":  # the classic tuners (harness/agents/tuners.py)
-            text = f"candidate {rec['label']}: {rec['score']}" + (f" ({'; '.join(rec['errors'])})" if rec["errors"] else "")
-        elif kind == "mcp_ready":
-            text = f"MCP server ready: {rec['url']}"
-        elif kind == "malformed_tool_call":
-            text = f"malformed tool call {rec.get('name')!r}: {rec.get('reason')}"
-        elif kind in ("api_error", "limit", "failure"):
-            text = f"{kind} " + json.dumps({k: v for k, v in rec.items() if k not in ("t", "type")})
-        else:
+class WorkloadBroken(Exception):
+    """The workload fails in the tuned VM but runs in the baseline one: the agent's doing."""
+
+
+def order_seed(trial_id: str) -> int:
+    """The seed of a trial's round order: fixed by its id (a re-run keeps its order)."""
+    return int(hashlib.sha256(trial_id.encode()).hexdigest()[:8], 16)
+
+
+class Trial:
+    """One trial in Harbor's shape: :meth:`run` calls one method per phase."""
+
+    def __init__(self, cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambda k, d: None,
+                 agent_kwargs: dict | None = None, cores: tuple[int, ...] | None = None):
+        self.cfg, self.dir, self.backend, self.events = cfg, trial_dir, backend, events
+        self.agent_kwargs, self.cores = agent_kwargs or {}, cores
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        (trial_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+        self.traj = Trajectory(trial_dir / "trajectory.jsonl", on_log=self._progress)
+        self.res = TrialResult(trial_id=cfg.trial_id, workload=cfg.workload, agent=cfg.agent, model=cfg.model,
+                               backend=cfg.backend, attempt=cfg.attempt, interface=cfg.interface,
+                               slo_hint=cfg.slo_hint, image=backend.image.key)
+        self.tracker = BudgetTracker(cfg.budget, cfg.model)
+        self.sbs: dict[str, object] = {}
+        self.ckpts: dict[str, object] = {}
+        self.wl = None
+        self.default_sysctls: dict[str, str] = {}
+        self.scheduler = None  # the sched_ext state the agent left (sandbox.guest.ScxState)
+
+    # -- the trial -------------------------------------------------------------------------
+    def run(self) -> TrialResult:
+        t_trial = time.monotonic()
+        try:
+            self.load()
+            with self._phase("reset"):
+                self.reset()
+            with self._phase("setup"):
+                self.setup()
+            with self._phase("agent"):
+                self.run_agent()
+            self.inspect()
+            with self._phase("measure"):
+                self.measure()
+            with self._phase("stats"):
+                self.score()
+        except WorkloadSkipped as e:  # refused before any VM starts: no failure kind, status skipped
+            self.res.failure = str(e)
+            self.traj.log("skipped", reason=str(e))
+        except WorkloadBroken as e:
+            self._fail("workload_broken", str(e))
+        except GuestCrashed as e:
+            self._fail("sandbox_crash", str(e))
+        except (SandboxError, WorkloadError) as e:
+            self._fail("infra_error", f"{type(e).__name__}: {e}")
+        except Exception as e:  # a bug of the harness: its own kind, the traceback kept, re-run on resume
+            tb = traceback.format_exc()
+            (self.dir / "traceback.txt").write_text(tb)
+            self._fail("harness_error", f"{type(e).__name__}: {e} (traceback.txt)")
+        finally:
+            self.finish(t_trial)
+        return self.res
+
+    # -- phases ------------------------------------------------------------------------------
+    def load(self) -> None:
+        self.wl = load_workload(self.cfg.workload)
+        why = backend_refusal(self.wl.spec, self.backend)
+        if why:
+            raise WorkloadSkipped(why)
+        self.res.primary_metric, self.res.direction = self.wl.spec.primary.metric, self.wl.spec.primary.direction
+
+    def reset(self) -> None:
+        cfg = self.cfg
+        # both restores at once: most of a restore is libvirt and QEMU waiting
+        with ThreadPoolExecutor(2) as pool:
+            futs = {role: pool.submit(self.backend.open, job=cfg.job_id or "trial", trial=cfg.trial_id + suffix,
+                                      cores=self.cores)
+                    for role, suffix in (("tuned", ""), ("baseline", "-baseline"))}
+            errors = []
+            for role, fut in futs.items():
+                try:
+                    self.sbs[role] = fut.result()
+                except Exception as e:  # keep the one that opened, so that it is closed
+                    errors.append(e)
+            if errors:
+                raise errors[0]
+        tuned = self.sbs["tuned"]
+        self.res.kernel_release = tuned.relay.guest_release
+        # where the tuned guest's console is while it runs (the TUI tails it); the trial
+        # folder gets its copy, console.log, when the sandbox closes
+        (self.dir / LIVE_FILE).write_text(json.dumps({"console": str(tuned.console_path)}))
+        self.res.host_cores = list(self.cores) if self.cores else None
+
+    def setup(self) -> None:
+        tuned, base = self.sbs["tuned"], self.sbs["baseline"]
+        bench.setup(tuned, self.wl, self.cfg.size, hide_goal=not self.cfg.slo_hint)
+        bench.setup(base, self.wl, self.cfg.size)
+        self.default_sysctls = _sysctls(base)
+        # the baseline as measured: this VM, workload set up, never touched by the agent
+        self.ckpts["baseline"] = base.checkpoint()
+
+    def _trial_run(self) -> dict:
+        """The agent's own run of the workload (its tool), in its VM."""
+        try:
+            r = bench.run_once(self.sbs["tuned"], self.wl, self.cfg.size)
+            self.traj.log("trial_run", metrics=r.metrics, duration_s=round(r.duration_s, 4))
+            return r.metrics
+        except WorkloadError as e:
+            self.traj.log("trial_run", error=str(e))
+            return {"error": str(e)}
+
+    def run_agent(self) -> None:
+        cfg, res, tracker, tuned = self.cfg, self.res, self.tracker, self.sbs["tuned"]
+        text = instruction(self.wl, res.kernel_release, self.backend.shape.vcpus, self.backend.shape.memory_mib,
+                           cfg.slo_hint, cfg.budget)
+        self.traj.log("instruction", text=text)
+        ctx = AgentContext(sandbox=tuned, workload=self.wl, instruction=text, budget=tracker, trajectory=self.traj,
+                           files_dir=self.dir / "files", model=cfg.model, trial_run=self._trial_run,
+                           slo_hint=cfg.slo_hint, interface=cfg.interface, trial_dir=self.dir)
+        cpu0, hcpu0 = tuned.qemu_cpu_s(), time.thread_time()
+        e0, enote = _energy_counter()
+        tracker.start()
+        t0 = time.monotonic()
+        try:
+            make_agent(cfg.agent, **self.agent_kwargs).run(ctx)
+        except LimitExceeded as e:
+            res.limit_hit = e.kind
+            self._fail("budget_exceeded", str(e))
+        except AgentInfraError as e:
+            self._fail("infra_error", str(e))
+        except (GuestCrashed, SandboxError):
+            raise
+        except Exception as e:  # the agent's own bug or a bad tool call sequence
+            self._fail("agent_error", f"{type(e).__name__}: {e}")
+            self.traj.log("traceback", text=traceback.format_exc())
+        finally:
+            u = tracker.usage
+            u.wall_s = round(time.monotonic() - t0, 3)
+            u.host_cpu_s = round(time.thread_time() - hcpu0, 3)
+            cpu1, (e1, _) = tuned.qemu_cpu_s(), _energy_counter()
+            u.guest_cpu_s = round(cpu1 - cpu0, 3) if cpu0 is not None and cpu1 is not None else None
+            u.energy_j = round(e1 - e0, 3) if e0 is not None and e1 is not None else None
+            u.energy_note = enote
+            res.files_written = ctx.files_written
+            tools = ctx.notes.get("tools")
+            res.tool_calls = tools.calls if tools is not None else 0
+            res.malformed_tool_calls = (ctx.notes.get("malformed_tool_calls", 0)
+                                        + (tools.malformed if tools is not None else 0))
+            if not cfg.slo_hint:
+                res.goal = (tools.goal if tools is not None and tools.goal is not None
+                            else {"declared": None, "step": None, "correct": False, "metric_ok": False,
+                                  "direction_ok": False,
+                                  "truth": self.wl.spec.goal.model_dump(include={"metric", "direction"})})
+
+    def inspect(self) -> None:
+        """Record what the agent left in place, then save the tuned VM as it is."""
+        tuned = self.sbs["tuned"]
+        tuned.check_alive()
+        self.scheduler = st = sched_ext_state(tuned)
+        changed = {k: v for k, v in _sysctls(tuned).items() if self.default_sysctls.get(k) != v}
+        self.res.tuned_config = {"sched_ext": {"state": st.state, "ops": st.ops}, "sysctl_changed": changed}
+        self.traj.log("tuned_config", **self.res.tuned_config)
+        self.ckpts["tuned"] = tuned.checkpoint()
+
+    def measure(self) -> None:
+        cfg, spec, res = self.cfg, self.wl.spec, self.res
+        rounds = cfg.repeat if cfg.repeat is not None else spec.repetitions[cfg.size]
+        warmup = cfg.warmup if cfg.warmup is not None else spec.warmup_runs
+        res.order_seed = order_seed(cfg.trial_id)
+        res.order = scoring.balanced_order(rounds, res.order_seed)
+        self.traj.log("measure_plan", rounds=rounds, warmup=warmup, order=res.order, seed=res.order_seed)
+        for i, pair in enumerate(res.order):
+            for side in pair:
+                role = "baseline" if side == "B" else "tuned"
+                metrics = self._measure_one(role, i, warmup)
+                (res.baseline_runs if role == "baseline" else res.tuned_runs).append(metrics)
+        if self.scheduler is not None and self.scheduler.enabled and res.scheduler_in_place is None:
+            res.scheduler_in_place = True
+
+    def _measure_one(self, role: str, rnd: int, warmup: int) -> dict:
+        """One measured run of ``role`` in a fresh instance of its checkpoint, after
+        ``warmup`` unmeasured runs in that instance."""
+        ckpt, spec = self.ckpts[role], self.wl.spec
+        sb = self.backend.restore_checkpoint(ckpt, label=f"{self.cfg.trial_id}/{role}/r{rnd}")
+        keep = None
+        try:
+            if role == "tuned" and self.scheduler is not None and self.scheduler.enabled:
+                self._check_scheduler(sb, "after the restore")
+            for w in range(warmup + 1):
+                warm = w < warmup
+                try:
+                    r = bench.run_once(sb, self.wl, self.cfg.size, index=rnd, warmup=warm)
+                except WorkloadError as e:
+                    keep = self.dir / f"console-{role}-r{rnd}.log"
+                    if role == "tuned":
+                        self._blame(e)
+                    raise
+                rec = {"round": rnd, "role": role, "warmup": warm, "state": str(ckpt.state),
+                       "instance": sb.instance_id, "restore_s": sb.meta.get("restore_s"),
+                       "metrics": r.metrics, "duration_s": round(r.duration_s, 4)}
+                self.res.measurements.append(rec)
+                self.traj.log("measure", **rec)
+                self.events("measure", {"trial": self.cfg.trial_id, "role": role, "index": rnd, "warmup": warm,
+                                        "instance": sb.instance_id, "value": r.metrics[spec.primary.metric]})
+            if role == "tuned" and self.scheduler is not None and self.scheduler.enabled:
+                self._check_scheduler(sb, "after measuring")
+            return r.metrics
+        except GuestCrashed:
+            keep = self.dir / f"console-{role}-r{rnd}.log"
+            raise
+        finally:
+            sb.close(keep_console=keep)
+
+    def _check_scheduler(self, sb, when: str) -> None:
+        if self.res.scheduler_in_place is False:
             return
-        u = tracker.usage
-        events("agent", {"trial": cfg.trial_id, "text": text, "steps": u.steps,
-                         "tokens": u.input_tokens + u.output_tokens,
-                         "cost_usd": None if u.cost_usd is None else round(u.cost_usd, 4)})
+        end = sched_ext_state(sb)
+        if not (end.enabled and end.ops == self.scheduler.ops):
+            self.res.scheduler_in_place = False
+            self.res.scheduler_exit = sched_ext_dmesg(sb)
+            self.traj.log("message", role="harness",
+                          text=f"scheduler {self.scheduler.ops} was not in place {when} in {sb.instance_id} "
+                               f"(now {end.state} {end.ops}); kernel: {self.res.scheduler_exit}")
 
-    traj = Trajectory(trial_dir / "trajectory.jsonl", on_log=progress)
-    res = TrialResult(trial_id=cfg.trial_id, workload=cfg.workload, agent=cfg.agent, model=cfg.model,
-                      backend=cfg.backend, attempt=cfg.attempt, interface=cfg.interface, slo_hint=cfg.slo_hint, image=backend.image.key)
-    tracker = BudgetTracker(cfg.budget, cfg.model)
-    sbs: dict[str, object] = {}
-    t_trial = time.monotonic()
+    def _blame(self, err: WorkloadError) -> None:
+        """The workload failed in a tuned instance: if it runs in a baseline instance, the
+        agent's changes broke it (:class:`WorkloadBroken`); otherwise the error stands."""
+        if not self.res.baseline_runs:
+            sb = self.backend.restore_checkpoint(self.ckpts["baseline"], label=f"{self.cfg.trial_id}/blame")
+            try:
+                bench.run_once(sb, self.wl, self.cfg.size)
+            except WorkloadError:
+                return
+            finally:
+                sb.close()
+        raise WorkloadBroken(f"the workload runs in the baseline VM but fails after the agent's changes: {err}")
 
+    def score(self) -> None:
+        res, spec = self.res, self.wl.spec
+        bsum, tsum = summarize_runs(res.baseline_runs), summarize_runs(res.tuned_runs)
+        res.summary = {m: MetricStats(baseline=bsum[m], tuned=tsum[m]) for m in bsum}
+        pm, d = spec.primary.metric, spec.primary.direction
+        b = [r[pm] for r in res.baseline_runs]
+        t = [r[pm] for r in res.tuned_runs]
+        res.improvement = paired_compare(b, t, d)
+        res.verdict_detail = scoring.verdict(res.improvement["ratio"], res.improvement["ci95"], min(len(b), len(t)))
+        res.verdict = res.verdict_detail["verdict"]
+        bmed = res.summary[pm].baseline["median"]
+        slo = scoring.slo_verdict(d, spec.slo.absolute, spec.slo.relative, res.improvement["ci95"], median_ci(t))
+        # the absolute part of an SLO applies to the baseline too; the relative part is by
+        # definition met by it
+        res.slo = {**slo, "baseline_met": slo_met(bmed, bmed, d, spec.slo.absolute, None), "slo": spec.slo.model_dump()}
+
+    def finish(self, t_trial: float) -> None:
+        res = self.res
+        (self.dir / LIVE_FILE).unlink(missing_ok=True)
+        for role, sb in self.sbs.items():
+            with contextlib.suppress(Exception):
+                sb.close(keep_console=self.dir / ("console.log" if role == "tuned" else f"console-{role}.log"),
+                         wait=False)
+        res.usage = self.tracker.usage
+        res.status = ("skipped" if res.failure and res.failure_kind == "none" and not res.improvement
+                      else "done" if res.failure_kind in ("none", "budget_exceeded") and res.improvement.get("ratio")
+                      else "failed")
+        res.phases_s["total"] = round(time.monotonic() - t_trial, 3)
+        _write_json(self.dir / "result.json", res.model_dump_json(indent=2))
+        self.events("trial_end", {"trial": res.trial_id, "status": res.status, "failure_kind": res.failure_kind,
+                                  "ratio": res.improvement.get("ratio") if res.improvement else None,
+                                  "ci95": res.improvement.get("ci95") if res.improvement else None,
+                                  "verdict": res.verdict,
+                                  **({"reason": res.failure} if res.status == "skipped" else {})})
+
+    # -- helpers -------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def phase(name: str):
-        events("phase", {"trial": cfg.trial_id, "phase": name})
-        traj.log("phase", phase=name)
+    def _phase(self, name: str):
+        self.events("phase", {"trial": self.cfg.trial_id, "phase": name})
+        self.traj.log("phase", phase=name)
         t = time.monotonic()
         try:
             yield
         finally:
-            res.phases_s[name] = round(time.monotonic() - t, 3)
+            self.res.phases_s[name] = round(time.monotonic() - t, 3)
 
-    def fail(kind: str, msg: str) -> None:
-        if res.failure_kind == "none":
-            res.failure_kind, res.failure = kind, msg
-        traj.log("failure", kind=kind, message=msg)
+    def _fail(self, kind: str, msg: str) -> None:
+        if self.res.failure_kind == "none":
+            self.res.failure_kind, self.res.failure = kind, msg
+        self.traj.log("failure", kind=kind, message=msg)
 
-    try:
-        wl = load_workload(cfg.workload)
-        spec = wl.spec
-        why = backend_refusal(spec, backend)
-        if why:
-            raise WorkloadSkipped(why)
-        res.primary_metric, res.direction = spec.primary.metric, spec.primary.direction
-        with phase("reset"):
-            # both restores at once: most of a restore is libvirt and QEMU waiting
-            with ThreadPoolExecutor(2) as pool:
-                futs = {role: pool.submit(backend.open, job=cfg.job_id or "trial",
-                                            trial=cfg.trial_id + suffix, cores=cores)
-                        for role, suffix in (("tuned", ""), ("baseline", "-baseline"))}
-                errors = []
-                for role, fut in futs.items():
-                    try:
-                        sbs[role] = fut.result()
-                    except Exception as e:  # keep the one that opened, so that it is closed
-                        errors.append(e)
-                if errors:
-                    raise errors[0]
-            res.kernel_release = sbs["tuned"].relay.guest_release
-            # where the tuned guest's console is while it runs (the TUI tails it); the
-            # trial folder gets its copy, console.log, when the sandbox closes
-            (trial_dir / LIVE_FILE).write_text(json.dumps({"console": str(sbs["tuned"].console_path)}))
-            res.host_cores = list(cores) if cores else None
-        tuned, base = sbs["tuned"], sbs["baseline"]
-        with phase("setup"):
-            bench.setup(tuned, wl, cfg.size, hide_goal=not cfg.slo_hint)
-            bench.setup(base, wl, cfg.size)
-        default_sysctls = _sysctls(base)
+    def _progress(self, rec: dict) -> None:
+        """The agent's steps, as they happen, for the display."""
+        text = step_text(rec)
+        if text is None:
+            return
+        u = self.tracker.usage
+        self.events("agent", {"trial": self.cfg.trial_id, "text": text, "steps": u.steps,
+                              "tokens": u.input_tokens + u.output_tokens,
+                              "cost_usd": None if u.cost_usd is None else round(u.cost_usd, 4)})
 
-        def trial_run() -> dict:
-            try:
-                r = bench.run_once(tuned, wl, cfg.size)
-                traj.log("trial_run", metrics=r.metrics, duration_s=round(r.duration_s, 4))
-                return r.metrics
-            except WorkloadError as e:
-                traj.log("trial_run", error=str(e))
-                return {"error": str(e)}
 
-        text = instruction(wl, res.kernel_release, backend.shape.vcpus, backend.shape.memory_mib,
-                           cfg.slo_hint, cfg.budget)
-        traj.log("instruction", text=text)
-        ctx = AgentContext(sandbox=tuned, workload=wl, instruction=text, budget=tracker, trajectory=traj,
-                           files_dir=trial_dir / "files", model=cfg.model, trial_run=trial_run,
-                           slo_hint=cfg.slo_hint, interface=cfg.interface, trial_dir=trial_dir)
-        cpu0 = tuned.qemu_cpu_s()
-        hcpu0 = time.thread_time()
-        e0, enote = _energy_counter()
-        with phase("agent"):
-            try:
-                make_agent(cfg.agent, **(agent_kwargs or {})).run(ctx)
-            except LimitExceeded as e:
-                res.limit_hit = e.kind
-                fail("budget_exceeded", str(e))
-            except AgentInfraError as e:
-                fail("infra_error", str(e))
-            except (GuestCrashed, SandboxError):
-                raise
-            except Exception as e:  # the agent's own bug or a bad tool call sequence
-                fail("agent_error", f"{type(e).__name__}: {e}")
-                traj.log("traceback", text=traceback.format_exc())
-        tracker.usage.wall_s = res.phases_s.get("agent", 0.0)
-        tracker.usage.host_cpu_s = round(time.thread_time() - hcpu0, 3)
-        cpu1 = tuned.qemu_cpu_s()
-        e1, _ = _energy_counter()
-        tracker.usage.guest_cpu_s = round(cpu1 - cpu0, 3) if cpu0 is not None and cpu1 is not None else None
-        tracker.usage.energy_j = round(e1 - e0, 3) if e0 is not None and e1 is not None else None
-        tracker.usage.energy_note = enote
-        res.files_written = ctx.files_written
-        tools = ctx.notes.get("tools")
-        res.tool_calls = tools.calls if tools is not None else 0
-        res.malformed_tool_calls = ctx.notes.get("malformed_tool_calls", 0) + (tools.malformed if tools is not None else 0)
-        if not cfg.slo_hint:
-            res.goal = (tools.goal if tools is not None and tools.goal is not None
-                        else {"declared": None, "step": None, "correct": False, "metric_ok": False,
-                              "direction_ok": False, "truth": spec.goal.model_dump(include={"metric", "direction"})})
-        tuned.check_alive()
-        st = sched_ext_state(tuned)
-        changed = {k: v for k, v in _sysctls(tuned).items() if default_sysctls.get(k) != v}
-        res.tuned_config = {"sched_ext": {"state": st.state, "ops": st.ops}, "sysctl_changed": changed}
-        traj.log("tuned_config", **res.tuned_config)
-
-        with phase("measure"):
-            for i in range(cfg.warmup + cfg.repeat):
-                warm = i < cfg.warmup
-                for role in ("baseline", "tuned"):
-                    r = bench.run_once(sbs[role], wl, cfg.size, index=i, warmup=warm)
-                    traj.log("measure", role=role, index=i, warmup=warm, metrics=r.metrics,
-                             duration_s=round(r.duration_s, 4))
-                    events("measure", {"trial": cfg.trial_id, "role": role, "index": i, "warmup": warm,
-                                       "value": r.metrics[spec.primary.metric]})
-                    if not warm:
-                        (res.baseline_runs if role == "baseline" else res.tuned_runs).append(r.metrics)
-            if st.enabled:
-                end = sched_ext_state(tuned)
-                res.scheduler_in_place = end.enabled and end.ops == st.ops
-                if not res.scheduler_in_place:
-                    res.scheduler_exit = sched_ext_dmesg(tuned)
-                    traj.log("message", role="harness", text=f"scheduler {st.ops} was not in place after measuring "
-                                                             f"(now {end.state} {end.ops}); kernel: {res.scheduler_exit}")
-        with phase("stats"):
-            bsum, tsum = summarize_runs(res.baseline_runs), summarize_runs(res.tuned_runs)
-            res.summary = {m: MetricStats(baseline=bsum[m], tuned=tsum[m]) for m in bsum}
-            pm = spec.primary.metric
-            b = [r[pm] for r in res.baseline_runs]
-            t = [r[pm] for r in res.tuned_runs]
-            res.improvement = compare(b, t, spec.primary.direction)
-            bmed, tmed = res.summary[pm].baseline["median"], res.summary[pm].tuned["median"]
-            res.slo = {
-                # the absolute part of an SLO applies to the baseline; the relative part
-                # is by definition met by it
-                "baseline_met": slo_met(bmed, bmed, spec.primary.direction, spec.slo.absolute, None),
-                "tuned_met": slo_met(tmed, bmed, spec.primary.direction, spec.slo.absolute, spec.slo.relative),
-                "slo": spec.slo.model_dump(),
-            }
-    except WorkloadSkipped as e:  # refused before any VM starts: no failure kind, status skipped
-        res.failure = str(e)
-        traj.log("skipped", reason=str(e))
-    except GuestCrashed as e:
-        fail("sandbox_crash", str(e))
-    except (SandboxError, WorkloadError) as e:
-        fail("infra_error", f"{type(e).__name__}: {e}")
-    finally:
-        (trial_dir / LIVE_FILE).unlink(missing_ok=True)
-        for role, sb in sbs.items():
-            with contextlib.suppress(Exception):
-                sb.close(keep_console=trial_dir / ("console.log" if role == "tuned" else f"console-{role}.log"),
-                         wait=False)
-        res.usage = tracker.usage
-        res.status = ("skipped" if res.failure and res.failure_kind == "none" and not res.improvement
-                      else "done" if res.failure_kind in ("none", "budget_exceeded") and res.improvement else "failed")
-        res.phases_s["total"] = round(time.monotonic() - t_trial, 3)
-        _write_json(trial_dir / "result.json", res.model_dump_json(indent=2))
-        events("trial_end", {"trial": cfg.trial_id, "status": res.status, "failure_kind": res.failure_kind,
-                             "ratio": res.improvement.get("ratio") if res.improvement else None,
-                             **({"reason": res.failure} if res.status == "skipped" else {})})
-    return res
+def run_trial(cfg: TrialConfig, trial_dir: Path, backend, events: Events = lambda k, d: None,
+              agent_kwargs: dict | None = None, cores: tuple[int, ...] | None = None) -> TrialResult:
+    """Run one trial. ``cores``: host cores this trial's VMs run on (see job.run_job); None
+    leaves placement to the host's scheduler."""
+    return Trial(cfg, trial_dir, backend, events, agent_kwargs, cores).run()
 
 
 def read_result(trial_dir: Path) -> TrialResult | None:

@@ -501,6 +501,7 @@ class LibvirtBackend:
         sb = LibvirtSandbox(self, name, run_dir, lock_fd, dom, port, slot_fd=slot_fd)
         sb.label = f"{job}/{trial}" if trial else job
         sb.slot = slot
+        sb.dom_meta = meta
         try:
             if cores:
                 pin_cores(dom, self.shape.vcpus, cores)
@@ -513,6 +514,79 @@ class LibvirtBackend:
             raise
         self.events("sandbox_ready", {"name": name, "seconds": sb.meta["restore_s"], "slot": slot})
         return sb
+
+
+    # -- checkpoints of running sandboxes ---------------------------------------------------
+    def restore_checkpoint(self, ckpt: "Checkpoint", label: str = "", ready_timeout: float = 60.0) -> "LibvirtSandbox":
+        """A new VM instance of ``ckpt`` (about a second): the saved guest resumes on a fresh
+        overlay backed by the checkpoint's frozen disk. One instance of a checkpoint runs at
+        a time (libvirt restores it under its saved name and UUID); each instance has its
+        own run sub-folder and console, and :meth:`LibvirtSandbox.close` destroys it."""
+        if ckpt.instance is not None and not ckpt.instance.closed:
+            raise SandboxError(f"checkpoint {ckpt.name} already has a running instance")
+        t0 = time.monotonic()
+        ckpt.restores += 1
+        idir = ckpt.dir / f"i{ckpt.restores}"
+        idir.mkdir()
+        os.chmod(idir, 0o755)
+        try:
+            overlay = idir / "overlay.qcow2"
+            _qemu_img_overlay(overlay, ckpt.disk, self.qemu_owner)
+            console = idir / "console.log"
+            meta = {**ckpt.meta, "role": "instance", "instance": str(ckpt.restores)}
+
+            def restore(xml: str) -> libvirt.virDomain:
+                params = {libvirt.VIR_DOMAIN_SAVE_PARAM_FILE: str(ckpt.state),
+                          libvirt.VIR_DOMAIN_SAVE_PARAM_DXML: xml}
+                if ckpt.format == "sparse":
+                    params[libvirt.VIR_DOMAIN_SAVE_PARAM_PARALLEL_CHANNELS] = SAVE_CHANNELS
+                self.conn.restoreParams(params, libvirt.VIR_DOMAIN_SAVE_RUNNING)
+                return self.conn.lookupByName(ckpt.name)
+
+            dom, port, xml = self._start(
+                f"restore VM {ckpt.name} from checkpoint {ckpt.state}",
+                lambda port: self._spec(ckpt.name, ckpt.uuid, overlay, console, port, meta), restore)
+            (idir / "domain.xml").write_text(xml)
+        except BaseException:
+            _destroy_by_name(self.conn, ckpt.name)
+            shutil.rmtree(idir, ignore_errors=True)
+            raise
+        # the instance borrows the checkpoint's locks (run folder, slot): it owns no fds
+        sb = LibvirtSandbox(self, ckpt.name, idir, None, dom, port, slot_fd=None)
+        sb.label = label or ckpt.name
+        sb.slot = ckpt.slot
+        sb.instance_id = f"{ckpt.name}/i{ckpt.restores}"
+        ckpt.instance = sb
+        try:
+            if ckpt.cores:
+                pin_cores(dom, self.shape.vcpus, ckpt.cores)
+                sb.cores = ckpt.cores
+            sb._wait_ssh(time.monotonic() + ready_timeout, _restored_guest_refresh)
+            sb.meta["restore_s"] = round(time.monotonic() - t0, 3)
+            sb.check_kernel_pin()
+        except BaseException:
+            sb.close()
+            raise
+        return sb
+
+
+@dataclass
+class Checkpoint:
+    """A running sandbox saved to disk (:meth:`LibvirtSandbox.checkpoint`): its memory state
+    and its disk, frozen, in the sandbox's run folder. It lives until that sandbox is
+    closed, which also removes it."""
+
+    name: str
+    uuid: str
+    dir: Path
+    state: Path
+    disk: Path
+    format: str
+    meta: dict
+    slot: int | None
+    cores: tuple[int, ...] | None
+    restores: int = 0
+    instance: "LibvirtSandbox | None" = None
 
 
 def host_cores() -> list[int]:
@@ -570,10 +644,50 @@ class LibvirtSandbox(Sandbox):
         self.closed = False
         self.cores: tuple[int, ...] | None = None
         self.slot: int | None = None  # the saved-state slot a restored sandbox came from
+        self.instance_id: str = name  # which VM instance this is (a checkpoint's restores are numbered)
+        self.saved: Checkpoint | None = None  # set by checkpoint(): the guest now lives on disk
+        self.dom_meta: dict = {}  # the domain's schedcp metadata (job, trial, slot, role)
 
     @property
     def console_path(self) -> Path:
         return self.run_dir / "console.log"
+
+    def checkpoint(self) -> Checkpoint:
+        """Save this guest, as it is now, to disk and stop it: its RAM to a state file, its
+        overlay frozen (read-only, the backing file of every restored instance's overlay:
+        a restored guest must see the disk exactly as at save time). The sandbox is closed
+        for commands from then on; :meth:`LibvirtBackend.restore_checkpoint` starts new
+        instances of it, and :meth:`close` removes it all. Processes keep running in the
+        saved guest; the relay's SSH session is closed first (no connection may be open
+        inside a saved state), so what an agent started must not depend on that session."""
+        if self.closed or self.dom is None:
+            raise SandboxError(f"sandbox {self.name} is not running: cannot checkpoint it")
+        overlay = self.run_dir / "overlay.qcow2"
+        if not overlay.is_file():
+            raise SandboxError(f"sandbox {self.name} has no overlay to freeze (a cold-booted one cannot be checkpointed)")
+        self.check_alive()
+        require_free_space(self.run_dir, state_free_mib(self.backend.shape.memory_mib), "a trial checkpoint")
+        uuid = self.dom.UUIDString()
+        meta = dict(self.dom_meta)
+        self.relay.close()
+        time.sleep(0.3)
+        fmt = save_format(self.backend.conn)
+        state = self.run_dir / "checkpoint.save"
+        params = {libvirt.VIR_DOMAIN_SAVE_PARAM_FILE: str(state)}
+        if fmt == "sparse":
+            params.update({libvirt.VIR_DOMAIN_SAVE_PARAM_IMAGE_FORMAT: fmt,
+                           libvirt.VIR_DOMAIN_SAVE_PARAM_PARALLEL_CHANNELS: SAVE_CHANNELS})
+        try:
+            self.dom.saveParams(params, 0)
+        except libvirt.libvirtError as e:
+            self.check_alive()
+            raise SandboxError(f"saving sandbox {self.name} failed: {e.get_error_message()}") from None
+        self.dom = None
+        os.chown(overlay, 0, 0)
+        os.chmod(overlay, 0o444)
+        self.saved = Checkpoint(name=self.name, uuid=uuid, dir=self.run_dir, state=state, disk=overlay,
+                                format=fmt, meta=meta, slot=self.slot, cores=self.cores)
+        return self.saved
 
     # -- readiness / health ---------------------------------------------------------------
     def _wait_console_ready(self, deadline: float) -> None:
@@ -748,6 +862,9 @@ class LibvirtSandbox(Sandbox):
 
     def _teardown(self) -> None:
         try:
+            inst = self.saved.instance if self.saved is not None else None
+            if inst is not None and not inst.closed:  # a checkpoint's running instance goes with it
+                inst.close()
             if self.dom is not None:
                 try:
                     self.dom.destroy()

@@ -1,0 +1,34 @@
+"""How one trajectory record reads as one line of text, for every display (plain output,
+the TUI's live log): the trial emits records, displays render them with :func:`step_text`."""
+
+from __future__ import annotations
+
+import json
+
+
+def _num(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def step_text(rec: dict) -> str | None:
+    """The line for ``rec``, or None for records that displays do not show."""
+    kind = rec["type"]
+    if kind == "message" and rec.get("role") != "assistant":
+        return rec.get("text", "")
+    if kind == "tool_call":
+        return f"{rec['name']} {json.dumps(rec.get('input'))[:120]}"
+    if kind == "trial_run":
+        m = rec.get("metrics")
+        return "trial run " + (", ".join(f"{k}={_num(v)}" for k, v in m.items()) if m else str(rec.get("error")))
+    if kind == "goal":
+        return f"declared goal {rec['declared']['metric']} ({rec['declared']['direction']})"
+    if kind == "candidate":  # the classic tuners (harness/agents/tuners.py)
+        return (f"candidate {rec['label']}: {_num(rec['score'])}"
+                + (f" ({'; '.join(rec['errors'])})" if rec["errors"] else ""))
+    if kind == "mcp_ready":
+        return f"MCP server ready: {rec['url']}"
+    if kind == "malformed_tool_call":
+        return f"malformed tool call {rec.get('name')!r}: {rec.get('reason')}"
+    if kind in ("api_error", "limit", "failure"):
+        return f"{kind} " + json.dumps({k: v for k, v in rec.items() if k not in ("t", "type")})
+    return None
