@@ -110,20 +110,22 @@ def render(rq: str, results: list[TrialResult], fmt: str = "md", by: tuple[str, 
         return json.dumps(data, indent=2)
     lines: list[str] = []
     if rq == "rq1":
-        lines.append("| agent | backend | model | workload | baseline | tuned | best x | 95% CI | mean x | SLO | steps "
-                     "| malformed calls | cost $ | agent wall s | host CPU s |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("| agent | backend | model | workload | baseline | tuned | best x | 95% CI | verdict | mean x "
+                     "| improved | failed | null95 x | SLO | steps | malformed calls | cost $ | agent wall s | host CPU s |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for who, d in data.items():
             for r in d["workloads"]:
-                ci = f"[{r['best_ci95'][0]:.3f}, {r['best_ci95'][1]:.3f}]" if r["best_ci95"] else "-"
                 lines.append(f"| {who} | {d['backend']} | {d['model']} | {r['workload']} | {_f(r['baseline'], '{:.4g}')} | {_f(r['tuned'], '{:.4g}')} | "
-                             f"{_f(r['best'])} | {ci} | {_f(r['mean'])} | {'met' if r['slo_met'] else 'not met'} | "
+                             f"{report.best_text(r)} | {report.ci_text(r['best_ci95'])} | {report.verdict_text(r)} | "
+                             f"{_f(r['mean'])} | {r['improved']}/{r['attempts']} | {r['failed']}/{r['attempts']} | "
+                             f"{_f(r['null95'])} | {report.SLO_TEXT.get(r['slo'], r['slo'])} | "
                              f"{r['steps']} | {r['malformed_tool_calls']} | {report.cost(r['cost_usd'])} | "
                              f"{_f(r.get('wall_s'), '{:.1f}')} | {_f(r.get('host_cpu_s'), '{:.2f}')} |")
         lines.append("")
         for who, d in data.items():
-            lines.append(f"{who}: average {_f(d['average'])}x, without outliers {_f(d['average_no_outliers'])}x "
-                         f"(outliers: {', '.join(d['outliers']) or 'none'}; Tukey 1.5 IQR)")
+            lines.append(f"{who}: average best of K {_f(d['average'])}x, without outliers {_f(d['average_no_outliers'])}x "
+                         f"(outliers: {', '.join(d['outliers']) or 'none'}; Tukey 1.5 IQR); mean of K "
+                         f"{_f(d['average_mean_of_k'])}x; within noise: {', '.join(d['within_noise']) or 'none'}")
     elif rq == "rq2":
         lines.append("| agent | backend | model | goal inferred | rate | mean steps to declare | wrong |")
         lines.append("|---|---|---|---|---|---|---|")

@@ -1,10 +1,11 @@
 """The RQ1 table of a job, from its ``result.json`` files only.
 
 Per workload: baseline and tuned medians of the primary metric, the improvement
-(oriented, > 1 is better) as best of K attempts and mean over attempts, the 95 % CI of
-the best attempt, SLO met, steps, tokens, cost. Then the average improvement and the
-average without outliers: improvements outside [Q1 - 1.5 IQR, Q3 + 1.5 IQR] of the
-per-workload best-of-K values are left out (Tukey's rule).
+(oriented, > 1 is better) as the paper's best of K attempts with its 95 % CI and verdict,
+the mean over all K attempts, attempts improved k/K, failed attempts, the noise null (the
+best-of-K a change-nothing agent reaches by luck) and the SLO verdict, steps, tokens,
+cost. Then the headline both ways: the average of best-of-K (and without outliers:
+values outside [Q1 - 1.5 IQR, Q3 + 1.5 IQR], Tukey's rule) and the average of mean-of-K.
 """
 
 from __future__ import annotations
@@ -16,31 +17,68 @@ from pathlib import Path
 
 import numpy as np
 
+from . import scoring
 from .models import TrialResult
+from .stats import best_of_k_null
+
+
+def _measured(r: TrialResult) -> bool:
+    return bool(r.improvement.get("ratio"))
+
+
+def noise_pool(rs: list[TrialResult]) -> tuple[list[float], int]:
+    """The workload's measured noise, for the best-of-K null: every measured trial's
+    baseline runs of the primary metric, each divided by its trial's geometric mean (the
+    runs of one trial come from fresh VM instances, so they carry instance-to-instance
+    noise too), and the typical number of runs a side."""
+    pool, ns = [], []
+    for r in rs:
+        v = np.asarray([x[r.primary_metric] for x in r.baseline_runs if r.primary_metric in x], float)
+        v = v[v > 0]
+        if v.size >= 2:
+            pool += list(v / np.exp(np.log(v).mean()))
+            ns.append(v.size)
+    return pool, int(np.median(ns)) if ns else 0
 
 
 def rows(results: list[TrialResult]) -> list[dict]:
+    """One row per workload. ``best`` is the paper's best-of-K over the attempts that
+    completed (``status: done``); ``mean`` is the mean over all K attempts, an attempt that
+    failed or was not measured counting as 1.00x (nothing gained); ``failed`` counts failed
+    attempts of any kind; ``null95`` is the best-of-K ratio a change-nothing agent reaches
+    95 % of the time at this workload's measured noise, and a best inside it is
+    ``within_noise`` (harness/scoring.py)."""
     by_wl: dict[str, list[TrialResult]] = {}
     for r in results:
         by_wl.setdefault(r.workload, []).append(r)
     out = []
     for wl, rs in sorted(by_wl.items()):
-        ok = [r for r in rs if r.improvement.get("ratio")]
+        ok = [r for r in rs if r.status == "done" and _measured(r)]
         best = max(ok, key=lambda r: r.improvement["ratio"]) if ok else None
         pm = rs[0].primary_metric
+        k = len(rs)
+        pool, n = noise_pool([r for r in rs if _measured(r)])
+        null95 = best_of_k_null(pool, n=n, k=k) if n else None
+        b = best.improvement["ratio"] if best else None
         out.append({
             "workload": wl,
             "metric": pm,
             "direction": rs[0].direction,
-            "attempts": len(rs),
+            "attempts": k,
             "measured": len(ok),
+            "failed": sum(r.status == "failed" for r in rs),
+            "improved": sum(r.verdict == "improved" for r in ok),
             "baseline": best.summary[pm].baseline["median"] if best else None,
             "tuned": best.summary[pm].tuned["median"] if best else None,
-            "best": best.improvement["ratio"] if best else None,
+            "best": b,
             "best_ci95": best.improvement.get("ci95") if best else None,
             "best_p": best.improvement.get("p_value") if best else None,
-            "mean": float(np.mean([r.improvement["ratio"] for r in ok])) if ok else None,
-            "slo_met": bool(best.slo.get("tuned_met")) if best else False,
+            "best_verdict": best.verdict if best else "",
+            "best_indicative": bool(best.verdict_detail.get("indicative")) if best else False,
+            "mean": float(np.mean([r.improvement["ratio"] if r in ok else 1.0 for r in rs])) if rs else None,
+            "null95": null95,
+            "within_noise": scoring.within_noise(b, null95),
+            "slo": (best.slo.get("verdict") or ("met" if best.slo.get("tuned_met") else "not_met")) if best else "",
             "steps": sum(r.usage.steps for r in rs),
             "tokens": sum(r.usage.input_tokens + r.usage.output_tokens for r in rs),
             # unknown (None) when any trial's model has no price: never counted as zero
@@ -50,6 +88,7 @@ def rows(results: list[TrialResult]) -> list[dict]:
             "model": ", ".join(sorted({r.model or "-" for r in rs})),
             "malformed_tool_calls": sum(r.malformed_tool_calls for r in rs),
             "wall_s": round(sum(r.usage.wall_s for r in rs), 1),  # the agent phase, all attempts
+            "trial_s": round(sum(r.phases_s.get("total", 0.0) for r in rs), 1),
             "host_cpu_s": (round(sum(r.usage.host_cpu_s for r in rs if r.usage.host_cpu_s is not None), 2)
                            if any(r.usage.host_cpu_s is not None for r in rs) else None),
             "failures": sorted({r.failure_kind for r in rs if r.failure_kind != "none"}),
@@ -57,18 +96,29 @@ def rows(results: list[TrialResult]) -> list[dict]:
     return out
 
 
-def averages(rs: list[dict]) -> dict:
-    vals = np.array([r["best"] for r in rs if r["best"] is not None], float)
-    if vals.size == 0:
-        return {"average": None, "average_no_outliers": None, "outliers": []}
+def _tukey(vals: np.ndarray) -> tuple[float, float]:
     q1, q3 = np.percentile(vals, [25, 75])
-    lo, hi = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+    return q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
+
+
+def averages(rs: list[dict]) -> dict:
+    """The headline both ways: the paper's average of best-of-K (with and without Tukey
+    outliers) and the average of the mean over K attempts; and how many workloads' best
+    lies within the noise null."""
+    vals = np.array([r["best"] for r in rs if r["best"] is not None], float)
+    means = [r["mean"] for r in rs if r["mean"] is not None]
+    base = {"average_mean_of_k": float(np.mean(means)) if means else None,
+            "within_noise": [r["workload"] for r in rs if r.get("within_noise")],
+            "outlier_rule": "Tukey: outside [Q1 - 1.5 IQR, Q3 + 1.5 IQR] of best-of-K improvements"}
+    if vals.size == 0:
+        return {"average": None, "average_no_outliers": None, "outliers": [], **base}
+    lo, hi = _tukey(vals)
     keep = [r for r in rs if r["best"] is not None and lo <= r["best"] <= hi]
     return {
         "average": float(vals.mean()),
         "average_no_outliers": float(np.mean([r["best"] for r in keep])) if keep else None,
         "outliers": [r["workload"] for r in rs if r["best"] is not None and not lo <= r["best"] <= hi],
-        "outlier_rule": "Tukey: outside [Q1 - 1.5 IQR, Q3 + 1.5 IQR] of best-of-K improvements",
+        **base,
     }
 
 
@@ -78,6 +128,45 @@ def _f(v, fmt="{:.3f}"):
 
 def cost(v) -> str:
     return "unknown" if v is None else f"{v:.4f}"
+
+
+def ci_text(ci) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-"
+
+
+def verdict_text(r: dict) -> str:
+    v = r.get("best_verdict") or "-"
+    return v + ("*" if r.get("best_indicative") and v != "-" else "")
+
+
+def best_text(r: dict) -> str:
+    return _f(r["best"]) + (" (within noise)" if r.get("within_noise") else "")
+
+
+SLO_TEXT = {"met": "met", "not_met": "not met", "inconclusive": "inconclusive", "": "-"}
+
+HEADER = ("| workload | backend | model | metric | baseline | tuned | best x | 95% CI | verdict | mean x | improved "
+          "| failed | null95 x | SLO | steps | tokens | cost $ | malformed calls | failures |")
+
+
+def table_row(r: dict) -> str:
+    return (f"| {r['workload']} | {r['backend']} | {r['model']} | {r['metric']} ({r['direction']}) | "
+            f"{_f(r['baseline'], '{:.4g}')} | {_f(r['tuned'], '{:.4g}')} | {best_text(r)} | {ci_text(r['best_ci95'])} | "
+            f"{verdict_text(r)} | {_f(r['mean'])} | {r['improved']}/{r['attempts']} | {r['failed']}/{r['attempts']} | "
+            f"{_f(r['null95'])} | {SLO_TEXT.get(r['slo'], r['slo'])} | {r['steps']} | {r['tokens']} | "
+            f"{cost(r['cost_usd'])} | {r['malformed_tool_calls']} | {', '.join(r['failures']) or '-'} |")
+
+
+def footer(av: dict) -> list[str]:
+    return [
+        f"Average improvement, best of K: {_f(av['average'])}x; without outliers: {_f(av['average_no_outliers'])}x "
+        f"(outliers: {', '.join(av['outliers']) or 'none'}; rule: Tukey 1.5 IQR). "
+        f"Mean of K (failed attempts count 1.00x): {_f(av['average_mean_of_k'])}x.",
+        f"Within noise (best-of-K at or below what a change-nothing agent reaches 95 % of the time): "
+        f"{', '.join(av['within_noise']) or 'none'}.",
+        "Verdicts and SLO verdicts follow harness/scoring.py (README: Scoring rules); * marks an interval from "
+        "fewer than 5 runs a side (indicative only).",
+    ]
 
 
 def render(results: list[TrialResult], fmt: str = "md") -> str:
@@ -91,18 +180,10 @@ def render(results: list[TrialResult], fmt: str = "md") -> str:
         for r in rs:
             w.writerow({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in r.items()})
         return buf.getvalue()
-    lines = ["| workload | backend | model | metric | baseline | tuned | best x | 95% CI | mean x | SLO | steps | tokens "
-             "| cost $ | malformed calls | failures |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rs:
-        ci = f"[{r['best_ci95'][0]:.3f}, {r['best_ci95'][1]:.3f}]" if r["best_ci95"] else "-"
-        lines.append(f"| {r['workload']} | {r['backend']} | {r['model']} | {r['metric']} ({r['direction']}) | {_f(r['baseline'], '{:.4g}')} | "
-                     f"{_f(r['tuned'], '{:.4g}')} | {_f(r['best'])} | {ci} | {_f(r['mean'])} | "
-                     f"{'met' if r['slo_met'] else 'not met'} | {r['steps']} | {r['tokens']} | {cost(r['cost_usd'])} | "
-                     f"{r['malformed_tool_calls']} | {', '.join(r['failures']) or '-'} |")
+    lines = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
+    lines += [table_row(r) for r in rs]
     lines.append("")
-    lines.append(f"Average improvement: {_f(av['average'])}x; without outliers: {_f(av['average_no_outliers'])}x "
-                 f"(outliers: {', '.join(av['outliers']) or 'none'}; rule: Tukey 1.5 IQR)")
+    lines += footer(av)
     g = [r for r in results if r.goal is not None]
     if g:
         ok = [r for r in g if r.goal.get("correct")]

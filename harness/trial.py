@@ -87,6 +87,11 @@ def _sysctls(sb) -> dict[str, str]:
     return out
 
 
+class TrialEnded(Exception):
+    """Nothing is left to measure for (e.g. an MCP client that went away before ``finish``):
+    the failure is recorded, the VMs are closed at once."""
+
+
 class WorkloadBroken(Exception):
     """The workload fails in the tuned VM but runs in the baseline one: the agent's doing."""
 
@@ -135,6 +140,8 @@ class Trial:
         except WorkloadSkipped as e:  # refused before any VM starts: no failure kind, status skipped
             self.res.failure = str(e)
             self.traj.log("skipped", reason=str(e))
+        except TrialEnded:
+            pass
         except WorkloadBroken as e:
             self._fail("workload_broken", str(e))
         except GuestCrashed as e:
@@ -221,6 +228,8 @@ class Trial:
         except Exception as e:  # the agent's own bug or a bad tool call sequence
             self._fail("agent_error", f"{type(e).__name__}: {e}")
             self.traj.log("traceback", text=traceback.format_exc())
+            if getattr(e, "ends_trial", False):  # nobody left to measure for
+                raise TrialEnded(str(e)) from None
         finally:
             u = tracker.usage
             u.wall_s = round(time.monotonic() - t0, 3)

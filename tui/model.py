@@ -337,6 +337,18 @@ def _direction(workload: str) -> str:
         return "lower"
 
 
+def _total_runs(workload: str, repeat: int | None, size: str) -> int:
+    """Runs a trial's measure phase makes: per round and side, the warm-up and the measured run."""
+    try:
+        from harness.workload import load_workload
+
+        spec = load_workload(workload).spec
+        rounds = repeat if repeat is not None else spec.repetitions[size]
+        return 2 * rounds * (1 + spec.warmup_runs)
+    except Exception:
+        return 2 * (1 + (repeat or 5))
+
+
 class JobMonitor:
     """A job's trials as rows: first from the ``result.json`` files, then kept up to date
     by the events appended to ``events.jsonl`` (call :meth:`poll`). Works for a job
@@ -363,7 +375,7 @@ class JobMonitor:
             return False
         self.config = info.config
         for tid, wl, k in trial_ids(info.config):
-            row = TrialRow(tid, wl, k, direction=_direction(wl), total_runs=2 * (1 + info.config.repeat))
+            row = TrialRow(tid, wl, k, direction=_direction(wl), total_runs=_total_runs(wl, info.config.repeat, info.config.size))
             self._from_result(row)
             if row.phase == "queued" and (self.dir / tid).is_dir():
                 row.phase = "interrupted"
@@ -657,6 +669,14 @@ def goal_cells(raw: dict) -> tuple[str, str]:
     return verdict, _short(f"{d.get('metric', '?')} {d.get('direction', '?')}", 24)
 
 
+def _slo_met(slo: dict) -> bool | None:
+    """True / False for an SLO verdict of met / not_met (harness/scoring.py); None when it
+    is inconclusive or absent. Results written before verdicts existed have tuned_met."""
+    if "verdict" in slo:
+        return {"met": True, "not_met": False}.get(slo["verdict"])
+    return slo.get("tuned_met") if "tuned_met" in slo else None
+
+
 def result_rows(jobs: list[JobInfo]) -> list[ResultRow]:
     out = []
     for j in jobs:
@@ -674,7 +694,7 @@ def result_rows(jobs: list[JobInfo]) -> list[ResultRow]:
                 agent=raw.get("agent", ""), model=raw.get("model") or "", attempt=int(raw.get("attempt", 0)),
                 status=raw.get("status", ""), improvement=imp.get("ratio"),
                 ci95=(float(ci[0]), float(ci[1])) if ci else None,
-                slo_met=slo.get("tuned_met") if "tuned_met" in slo else None,
+                slo_met=_slo_met(slo),
                 steps=int(u.get("steps", 0)), tokens=int(u.get("input_tokens", 0)) + int(u.get("output_tokens", 0)),
                 cost_usd=_cost(u.get("cost_usd", 0.0)), failure_kind=raw.get("failure_kind", "none"),
                 goal=goal, declared=declared, interface=raw.get("interface", "")))

@@ -521,7 +521,15 @@ class LibvirtBackend:
         """A new VM instance of ``ckpt`` (about a second): the saved guest resumes on a fresh
         overlay backed by the checkpoint's frozen disk. One instance of a checkpoint runs at
         a time (libvirt restores it under its saved name and UUID); each instance has its
-        own run sub-folder and console, and :meth:`LibvirtSandbox.close` destroys it."""
+        own run sub-folder and console, and :meth:`LibvirtSandbox.close` destroys it. An
+        instance that never answers SSH is destroyed and restored once more, as in :meth:`open`."""
+        try:
+            return self._restore_checkpoint_once(ckpt, label, ready_timeout)
+        except BootTimeout as e:
+            self.events("restore_retry", {"checkpoint": ckpt.name, "reason": str(e)[:300]})
+            return self._restore_checkpoint_once(ckpt, label, ready_timeout)
+
+    def _restore_checkpoint_once(self, ckpt: "Checkpoint", label: str, ready_timeout: float) -> "LibvirtSandbox":
         if ckpt.instance is not None and not ckpt.instance.closed:
             raise SandboxError(f"checkpoint {ckpt.name} already has a running instance")
         t0 = time.monotonic()
