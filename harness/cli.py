@@ -18,8 +18,12 @@ Verbs (more arrive with the harness issues):
               [--ray HEAD:PORT|auto]            trials as tasks on a Ray cluster's VM hosts
   schedcp worker start --address HEAD:PORT [--vm-slots N] [--gpu-slots M]
                                              check this VM host and join the Ray cluster
-  schedcp jobs list | schedcp jobs resume JOB [--ray ADDRESS]
+  schedcp jobs list | schedcp jobs resume JOB [--ray ADDRESS] | schedcp jobs stop JOB
   schedcp report JOB [--format md|csv|json]
+  schedcp agents                             every agent, one line each
+
+Bad input (an unknown job, a job id in use, --repeat 0, an image other than a resumed
+job's) is one line on stderr and exit status 2, before anything is written.
 """
 
 from __future__ import annotations
@@ -251,13 +255,14 @@ def _default_model(agent: str) -> str | None:
 
 def cmd_run(a) -> int:
     from harness.agents import REGISTRY, known_agent
-    from harness.job import Display, create_job, new_job_id
+    from harness.job import Display, create_job
     from harness.models import Budget, JobConfig
     from harness.workload import load_workload
 
     agent = a.agent or _default_agent()
     if not known_agent(agent):
-        return _err(f"no agent {agent!r}: known agents: {', '.join(REGISTRY)}, cli:NAME (harness/cli_agents.yaml)")
+        return _err(f"no agent {agent!r}: known agents: {', '.join(REGISTRY)}, cli:NAME (harness/cli_agents.yaml); "
+                    "`schedcp agents` lists them")
     model_api = agent in ("claude", "openai") or agent.startswith("cli:")
     if getattr(a, "base_url", None) and not model_api:
         return _err(f"--base-url is for agents that call a model API (claude, openai, cli:NAME), not {agent!r}")
@@ -268,18 +273,22 @@ def cmd_run(a) -> int:
         load_workload(n)  # fail before anything starts
     budget = Budget(**{k: v for k, v in (("steps", a.max_steps), ("wall_s", a.max_wall_s),
                                          ("cost_usd", a.max_cost)) if v is not None})
+    job_id, why = _new_job_id(a.job_id, agent)
+    if why:
+        return _err(why)
+    if a.interface == "mcp" and agent not in ("claude", "openai", "external") and not agent.startswith("cli:"):
+        return _err(f"--interface mcp needs an MCP-speaking agent (claude, openai, external, cli:NAME), not {agent!r}")
+    vm = _vm_record(a)
     runner = _ray_runner(a, names)  # None: trials run on this host
-    cfg = JobConfig(job_id=a.job_id or new_job_id(agent), workloads=names, agent=agent,
+    cfg = JobConfig(job_id=job_id, workloads=names, agent=agent,
                     model=a.model or _default_model(agent), attempts=a.attempts,
                     parallel=a.parallel or (runner.slots if runner else _default_parallel(a)), size=a.size,
                     repeat=a.repeat,
                     slo_hint=not a.no_slo_hint, budget=budget,
                     interface="mcp" if agent.startswith("cli:") else a.interface,
                     base_url=getattr(a, "base_url", None))
-    if a.interface == "mcp" and agent not in ("claude", "openai", "external") and not agent.startswith("cli:"):
-        return _err(f"--interface mcp needs an MCP-speaking agent (claude, openai, external, cli:NAME), not {agent!r}")
     be = runner.job_facts if runner else _backend(a)
-    d = create_job(cfg, be)
+    d = create_job(cfg, be, vm=vm)
     display = Display(a.display)
     display("job_created", {"job": cfg.job_id, "dir": str(d), "agent": agent})
     return _run_and_report(d, cfg, be, display, runner=runner)
@@ -292,6 +301,68 @@ def _ray_runner(a, workloads: list[str]):
     from harness.distributed import RayRunner
 
     return RayRunner(a.ray, a.recipe, a.vcpus, a.memory).connect(workloads)
+
+
+def _new_job_id(given: str | None, agent: str) -> tuple[str, str | None]:
+    """The id of a new job and why it cannot be used (None: it can). A given id must name
+    no existing job; a generated one gets a suffix when its second is taken."""
+    from harness.job import job_id_error, jobs_dir, new_job_id
+
+    if given:
+        why = job_id_error(given)
+        if why:
+            return given, why
+        if (jobs_dir() / given).exists():
+            return given, (f"job {given!r} exists already ({jobs_dir() / given}): give another --job-id, or "
+                           f"continue it with `schedcp jobs resume {given}`")
+        return given, None
+    base = jid = new_job_id(agent)
+    n = 1
+    while (jobs_dir() / jid).exists():
+        n += 1
+        jid = f"{base}-{n}"
+    return jid, None
+
+
+def _recipe_spec(recipe: str | None) -> str:
+    """How to name the recipe again later: a path made absolute, else the recipe's name
+    with the profile it is built with (the default recipe resolved now, so that a resumed
+    job does not follow a later change of the default)."""
+    from images.recipe import load_recipe
+
+    if recipe and Path(recipe).exists():
+        return str(Path(recipe).resolve())
+    return recipe if recipe and "@" in recipe else load_recipe(recipe).spec
+
+
+def _vm_record(a) -> dict:
+    """What job.json records of the VM a job's trials run in (see harness.job.job_vm)."""
+    return {"recipe": _recipe_spec(a.recipe), "vcpus": a.vcpus, "memory_mib": a.memory}
+
+
+def _restore_vm(a, d: Path, job_id: str) -> str | None:
+    """Set ``a.recipe``, ``a.vcpus``, ``a.memory`` to what job ``job_id`` (folder ``d``) was
+    run with; returns why it cannot continue (another image would be used), else None.
+    Nothing is built or started here."""
+    from harness.job import job_vm
+    from images.recipe import load_recipe
+    from images.store import find_image
+
+    vm = job_vm(d)
+    a.recipe = vm["recipe"]
+    a.vcpus = vm["vcpus"] or VM_DEFAULTS["vcpus"]
+    a.memory = vm["memory_mib"] or VM_DEFAULTS["memory"]
+    lr = load_recipe(a.recipe)
+    want = vm.get("image")
+    if want and lr.key != want:
+        return (f"job {job_id} ran on image {want}, but its recipe {lr.spec} now gives image {lr.key}: its remaining "
+                "trials would run on another image; start a new job instead")
+    sha = vm.get("image_sha256")
+    img = find_image(lr.key) if sha else None
+    if img is not None and img.lock.digests.get("base.qcow2") not in (None, sha):
+        return (f"job {job_id} ran on image {want} as built before; it has been rebuilt since (base.qcow2 differs): "
+                "its remaining trials would run on another image; start a new job instead")
+    return None
 
 
 def cmd_jobs_list(a) -> int:
@@ -311,7 +382,9 @@ def cmd_jobs_resume(a) -> int:
     from harness.job import Display, load_job
 
     d, cfg = load_job(a.job_id)
-    a.recipe, a.vcpus, a.memory = None, VM_DEFAULTS["vcpus"], VM_DEFAULTS["memory"]
+    why = _restore_vm(a, d, cfg.job_id)
+    if why:
+        return _err(why)
     runner = _ray_runner(a, cfg.workloads)
     return _run_and_report(d, cfg, None if runner else _backend(a), Display(a.display), runner=runner)
 
@@ -338,14 +411,20 @@ def cmd_jobs_stop(a) -> int:
     return 0
 
 
+_REAPER_PROC = None  # `mcp serve`'s watchdog (harness.mcp_server.start_reaper), alive as long as we are
+
+
 def cmd_mcp_serve(a) -> int:
     """Run trials of the ``external`` agent: the MCP client that connects drives them."""
     import os
+    import signal
+    import threading
 
-    from harness.job import Display, create_job, load_job, new_job_id
+    from harness.job import Display, create_job, load_job
     from harness.models import Budget, JobConfig
     from harness.workload import load_workload
 
+    global _REAPER_PROC
     fds = None
     if a.transport == "stdio":
         # the MCP client owns our stdin/stdout; everything else we print goes to stderr
@@ -354,28 +433,49 @@ def cmd_mcp_serve(a) -> int:
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         sys.stdout = sys.stderr
+    vm = None
     if a.trial:
         d, cfg = load_job(a.trial.split("/")[0])
         if cfg.agent != "external":
             return _err(f"job {cfg.job_id} is for agent {cfg.agent!r}; `schedcp mcp serve --trial` serves jobs of "
                         "the external agent")
+        why = _restore_vm(a, d, cfg.job_id)
+        if why:
+            return _err(why)
     else:
         if not a.workload:
             return _err("give --workload NAME (a new trial) or --trial JOB-ID (continue a job of the external agent)")
         load_workload(a.workload)
+        job_id, why = _new_job_id(a.job_id, "external")
+        if why:
+            return _err(why)
         budget = Budget(**{k: v for k, v in (("steps", a.max_steps), ("wall_s", a.max_wall_s)) if v is not None})
-        cfg = JobConfig(job_id=a.job_id or new_job_id("external"), workloads=[a.workload], agent="external",
+        cfg = JobConfig(job_id=job_id, workloads=[a.workload], agent="external",
                         interface="mcp", size=a.size, repeat=a.repeat, slo_hint=not a.no_slo_hint, budget=budget)
         d = None
+        vm = _vm_record(a)
     if a.transport == "stdio" and len(cfg.workloads) * cfg.attempts > 1:
         return _err("the stdio transport serves one trial (the client ends the process with its session); "
                     "use --transport http for a job of several trials")
+    from harness.mcp_server import start_reaper
+
+    # The client may end us by SIGTERM (an MCP client does, right after closing our stdin)
+    # and SIGKILL: on SIGTERM or SIGHUP the agent phase ends (McpClientGone) and the trial
+    # closes its VMs; whatever kills us, the watchdog destroys what is left of the job's VMs.
+    sess: dict = {"gone": threading.Event()}
+    _REAPER_PROC = start_reaper(cfg.job_id)
+
+    def on_signal(signum, frame) -> None:
+        sess.setdefault("gone_reason", f"MCP client went away before finish ({signal.Signals(signum).name})")
+        sess["gone"].set()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     be = _backend(a)
     if d is None:
-        d = create_job(cfg, be)
+        d = create_job(cfg, be, vm=vm)
     display = Display("plain", stream=sys.stderr)
     display("job_created", {"job": cfg.job_id, "dir": str(d), "agent": "external", "transport": a.transport})
-    sess: dict = {}
     try:
         rc = _run_and_report(d, cfg, be, display, out=sys.stderr,
                              agent_kwargs={"transport": a.transport, "port": a.port, "stdio_fds": fds,
@@ -387,14 +487,15 @@ def cmd_mcp_serve(a) -> int:
 
             sess["report"]["text"] = render(job_results(d), "json")
             sess["hold"].set()
-            sess["thread"].join(timeout=30)
+            if not sess["gone"].is_set():  # a client that went away waits for no answer
+                sess["thread"].join(timeout=30)
     return rc
 
 
 def cmd_try(a) -> int:
     import json as _json
 
-    from harness.try_sched import try_scheduler
+    from harness.try_sched import format_result, try_scheduler
 
     src = Path(a.source)
     if not src.is_file():
@@ -416,11 +517,8 @@ def cmd_try(a) -> int:
             print("\n".join(x for x in v["error"].splitlines() if x.startswith("EXIT")) or v["error"][-1000:])
         if out.get("dmesg") or v.get("dmesg"):
             print("dmesg:\n" + (out.get("dmesg") or v["dmesg"]))
-        if out.get("improvement"):
-            imp = out["improvement"]
-            ci = imp.get("ci95") or [float("nan")] * 2
-            print(f"{out['primary_metric']} ({out['direction']} is better): improvement {imp['ratio']:.3f}x "
-                  f"[95% CI {ci[0]:.3f}, {ci[1]:.3f}], Mann-Whitney p={imp.get('p_value')}")
+        for line in format_result(out):  # the improvement and its verdict (harness/try_sched.py)
+            print(line)
     return 0 if out["outcome"] == "ok" else 1
 
 
@@ -475,7 +573,8 @@ def _run_experiment_grid(a) -> list[str] | None:
             for iface in ifaces:
                 if iface == "mcp" and agent not in ("claude", "openai", "external"):
                     continue
-                jid = f"{_dt_stamp()}-{a.rq}-{agent}" + (f"-{model}" if model else "") + f"-{iface}"
+                jid = (f"{_dt_stamp()}-{a.rq}-{agent}" + (f"-{model}" if model else "") + f"-{iface}").replace(
+                    "/", "_").replace(":", "-")
                 ns = _ap.Namespace(workloads=a.workloads, agent=agent, model=model, attempts=a.attempts,
                                    parallel=1, size=a.size, repeat=a.repeat, display=a.display,
                                    no_slo_hint=a.rq == "rq2", max_steps=a.max_steps, max_wall_s=None,
@@ -525,6 +624,16 @@ def cmd_report(a) -> int:
     if a.format == "md":
         for p in plot(results, d):
             print(f"plot: {p}")
+    return 0
+
+
+def cmd_agents(a) -> int:
+    from harness.agents import list_agents
+
+    rows = list_agents()
+    w = max(len(n) for n, _ in rows)
+    for name, desc in rows:
+        print(f"{name:{w}}  {desc}")
     return 0
 
 
@@ -592,7 +701,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--parallel", type=int, default=None,
                    help="trials at once (default: what the host's cores and memory fit; each gets its own cores)")
     r.add_argument("--size", choices=["smoke", "full"], default="smoke")
-    r.add_argument("--repeat", type=int, default=5, help="measured runs per side, after one warm-up")
+    r.add_argument("--repeat", type=int, default=None,
+                   help="measured runs per side (default: each workload spec's repetitions for the size)")
     r.add_argument("--display", choices=["plain", "jsonl"], default="plain")
     r.add_argument("--no-slo-hint", action="store_true", help="hide the goal: the agent must declare_goal (RQ2)")
     r.add_argument("--interface", choices=["bash", "mcp"], default="bash",
@@ -637,7 +747,8 @@ def build_parser() -> argparse.ArgumentParser:
     ms.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     ms.add_argument("--port", type=int, default=0, help="http: port on 127.0.0.1 (default: a free one)")
     ms.add_argument("--size", choices=["smoke", "full"], default="smoke")
-    ms.add_argument("--repeat", type=int, default=5)
+    ms.add_argument("--repeat", type=int, default=None,
+                    help="measured runs per side (default: the workload spec's repetitions for the size)")
     ms.add_argument("--no-slo-hint", action="store_true")
     ms.add_argument("--max-steps", type=int, default=None, help="tool calls")
     ms.add_argument("--max-wall-s", type=float, default=None)
@@ -649,7 +760,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("source", help="SCHED.bpf.c (tools/sched_ext style)")
     tr.add_argument("--workload", default=None, help="measure it on this workload against the default scheduler")
     tr.add_argument("--size", choices=["smoke", "full"], default="smoke")
-    tr.add_argument("--repeat", type=int, default=3)
+    tr.add_argument("--repeat", type=int, default=5, help="measured runs per side")
     tr.add_argument("--name", default=None, help="scheduler name (default: from the file name)")
     tr.add_argument("--json", action="store_true")
     _vm_options(tr)
@@ -662,7 +773,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--workloads", default=None)
     ex.add_argument("--attempts", type=int, default=1)
     ex.add_argument("--size", choices=["smoke", "full"], default="smoke")
-    ex.add_argument("--repeat", type=int, default=5)
+    ex.add_argument("--repeat", type=int, default=None,
+                    help="measured runs per side (default: each workload spec's repetitions for the size)")
     ex.add_argument("--max-steps", type=int, default=None)
     ex.add_argument("--display", choices=["plain", "jsonl"], default="plain")
     ex.add_argument("--from", dest="from_jobs", default=None, help="JOB,JOB: rebuild the table from these jobs")
@@ -683,11 +795,24 @@ def build_parser() -> argparse.ArgumentParser:
     lms.add_argument("--threads", type=int, default=None)
     lms.set_defaults(fn=cmd_local_model_serve)
 
+    ag = sub.add_parser("agents", help="every agent (--agent NAME), one line each")
+    ag.set_defaults(fn=cmd_agents)
+
     rp = sub.add_parser("report", help="the RQ1 table of a job")
     rp.add_argument("job_id")
     rp.add_argument("--format", choices=["md", "csv", "json"], default="md")
     rp.set_defaults(fn=cmd_report)
     return p
+
+
+def _bad_counts(a) -> str | None:
+    """Counts that must be positive, checked before any command runs (so before anything
+    is written): --repeat (None: the workload spec's), --attempts."""
+    for opt in ("repeat", "attempts"):
+        v = getattr(a, opt, None)
+        if v is not None and v < 1:
+            return f"--{opt} must be at least 1, not {v}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -698,10 +823,18 @@ def main(argv: list[str] | None = None) -> int:
     from sandbox.base import SandboxError
 
     a = build_parser().parse_args(argv)
+    why = _bad_counts(a)
+    if why:
+        return _err(why)
     try:
         return a.fn(a)
     except (RecipeError, BuildError, SandboxError, WorkloadError, DistributedError) as e:
         return _err(str(e))
+    except FileNotFoundError as e:
+        job = sys.modules.get("harness.job")  # only a command that looked a job up can raise JobNotFound
+        if job is not None and isinstance(e, job.JobNotFound):
+            return _err(str(e))
+        raise
     except KeyboardInterrupt:
         return 130
 

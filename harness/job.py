@@ -3,8 +3,12 @@
 ``jobs/<job-id>/job.json`` holds the config, image, kernel and host facts;
 ``jobs/<job-id>/<workload>__<agent>__a<k>/`` holds each trial (``result.json``,
 ``trajectory.jsonl``, ``console.log``, ``files/``). A trial folder without
-``result.json`` was interrupted: :func:`run_job` (and so ``schedcp jobs resume``) deletes
-it and runs it again, and never touches a finished one. Progress goes to a Display
+``result.json`` was interrupted, and one whose result is ``failure_kind: harness_error``
+(an exception of the harness itself, ``traceback.txt`` beside it) did not really run:
+:func:`run_job` (and so ``schedcp jobs resume``) deletes either and runs it again, and
+never touches any other finished trial. ``job.json`` also records the VM the job's trials
+run in (recipe, vCPUs, memory, image key), so that a resumed job runs its remaining trials
+in the same VM, or refuses to. Progress goes to a Display
 (plain text or JSONL) as events, and every event is also appended to
 ``jobs/<job-id>/events.jsonl`` (with a wall-clock ``ts``), so a job started headless can
 be watched from another process (the TUI) and vice versa.
@@ -24,6 +28,7 @@ import json
 import os
 import platform
 import queue
+import re
 import shutil
 import sys
 import threading
@@ -36,6 +41,22 @@ from .trial import read_result, run_trial
 
 def jobs_dir() -> Path:
     return Path(os.environ.get("SCHEDCP_JOBS", "jobs")).resolve()
+
+
+class JobNotFound(FileNotFoundError):
+    """No job of that id under :func:`jobs_dir` (the CLI prints it as a one-line error)."""
+
+
+_JOB_ID = re.compile(r"[^./\\\x00-\x20][^/\\\x00-\x20]*")
+
+
+def job_id_error(job_id: str) -> str | None:
+    """Why ``job_id`` cannot name a job folder (None: it can): it is one folder name
+    under :func:`jobs_dir`, so no slash, no white space, no leading dot."""
+    if not _JOB_ID.fullmatch(job_id or "") or len(job_id) > 200:
+        return (f"bad job id {job_id!r}: it names one folder under the jobs directory (no slash, space or "
+                "leading dot, at most 200 characters)")
+    return None
 
 
 def new_job_id(agent: str) -> str:
@@ -78,13 +99,25 @@ class Display:
         return f"{kind}: " + " ".join(f"{k}={v}" for k, v in d.items())
 
 
-def create_job(cfg: JobConfig, backend) -> Path:
+def create_job(cfg: JobConfig, backend, vm: dict | None = None) -> Path:
+    """Create ``jobs/<job-id>/job.json``. ``vm``: the recipe (as ``schedcp image build``
+    names it; None: the default), ``vcpus`` and ``memory_mib`` the job's VMs are made
+    with (default: the backend's shape); ``schedcp jobs resume`` uses them again."""
+    why = job_id_error(cfg.job_id)
+    if why:
+        raise ValueError(why)
     d = jobs_dir() / cfg.job_id
     d.mkdir(parents=True, exist_ok=False)
+    shape = getattr(backend, "shape", None)
+    vm = {"recipe": None, "vcpus": getattr(shape, "vcpus", None), "memory_mib": getattr(shape, "memory_mib", None),
+          **(vm or {})}
     job = {
         "schema_version": 1,
         "config": cfg.model_dump(mode="json"),
         "image": backend.image.key,
+        # image_sha256: the base image's digest, so that a rebuild under the same key shows
+        "vm": {**vm, "image": backend.image.key,
+               "image_sha256": (getattr(backend.image.lock, "digests", None) or {}).get("base.qcow2")},
         "kernel_release": backend.image.lock.kernel_release,
         "accel": backend.accel,
         "host": {"node": platform.node(), "machine": platform.machine(), "cpus": os.cpu_count(),
@@ -97,9 +130,39 @@ def create_job(cfg: JobConfig, backend) -> Path:
 
 def load_job(job_id: str) -> tuple[Path, JobConfig]:
     d = jobs_dir() / job_id
-    if not (d / "job.json").is_file():
-        raise FileNotFoundError(f"no job {job_id!r} under {jobs_dir()}")
+    if job_id_error(job_id) or not (d / "job.json").is_file():
+        raise JobNotFound(f"no job {job_id!r} under {jobs_dir()} (`schedcp jobs list` lists them)")
     return d, JobConfig.model_validate(json.loads((d / "job.json").read_text())["config"])
+
+
+def job_vm(d: Path) -> dict:
+    """The VM a job's trials run in, from its ``job.json``: ``recipe`` (None: the default
+    recipe), ``vcpus``, ``memory_mib``, ``image`` (the image key) and ``image_sha256`` (its
+    base.qcow2). Jobs created before these were recorded give only ``image`` (the others None)."""
+    job = json.loads((d / "job.json").read_text())
+    vm = dict(job.get("vm") or {})
+    vm.setdefault("image", job.get("image"))
+    for k in ("recipe", "vcpus", "memory_mib", "image_sha256"):
+        vm.setdefault(k, None)
+    return vm
+
+
+RERUN_KINDS = ("harness_error",)  # failure kinds whose trials resume runs again
+
+
+def rerun_reason(tdir: Path) -> str | None:
+    """Why the trial in ``tdir`` must run (again), or None when its result stands: no
+    ``result.json`` (interrupted), an unreadable one, or a failure of the harness itself."""
+    p = tdir / "result.json"
+    if not p.is_file():
+        return "not finished"
+    try:
+        r = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return "unreadable result.json"
+    if r.get("failure_kind") in RERUN_KINDS:
+        return f"{r['failure_kind']}: {str(r.get('failure') or '')[:200]}"
+    return None
 
 
 def job_results(d: Path) -> list[TrialResult]:
@@ -112,7 +175,7 @@ def job_results(d: Path) -> list[TrialResult]:
 
 
 def job_state(d: Path, cfg: JobConfig) -> str:
-    done = sum(1 for tid, _, _ in trial_ids(cfg) if (d / tid / "result.json").is_file())
+    done = sum(1 for tid, _, _ in trial_ids(cfg) if rerun_reason(d / tid) is None)
     total = len(trial_ids(cfg))
     return "complete" if done == total else f"{done}/{total} trials"
 
@@ -184,11 +247,14 @@ def run_job(d: Path, cfg: JobConfig, backend, display: Display, agent_kwargs: di
     todo = []
     for tid, wl, k in trial_ids(cfg):
         tdir = d / tid
-        if (tdir / "result.json").is_file():
+        why = rerun_reason(tdir)
+        if why is None:
             display("trial_skip", {"trial": tid, "reason": "already recorded"})
             continue
         if tdir.exists():
-            shutil.rmtree(tdir)  # interrupted: start it over
+            if (tdir / "result.json").is_file():
+                display("trial_rerun", {"trial": tid, "reason": why})
+            shutil.rmtree(tdir)  # interrupted, or the harness failed it: start it over
         todo.append((tid, wl, k))
     display("job_start", {"job": cfg.job_id, "trials": len(trial_ids(cfg)), "to_run": len(todo)})
     if cfg.base_url:  # the model API's URL (host side only; never written into the guest)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import socket
 import threading
+from typing import Callable
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -88,8 +89,25 @@ class HttpServer:
         self.sock.close()
 
 
-async def serve_stdio(server: MCPServer, stdin_fd: int, stdout_fd: int, stop: threading.Event | None = None) -> None:
-    """Serve on the given file descriptors until the client closes them or ``stop`` is set."""
+class _EofWatch:
+    """An async line iterator over ``f`` that calls ``on_eof`` the moment ``f`` ends (the
+    client closed our stdin), before the SDK's session winds down (which waits for tool
+    calls still running)."""
+
+    def __init__(self, f, on_eof: Callable[[], None] | None):
+        self.f, self.on_eof = f, on_eof
+
+    async def __aiter__(self):
+        async for line in self.f:
+            yield line
+        if self.on_eof is not None:
+            self.on_eof()
+
+
+async def serve_stdio(server: MCPServer, stdin_fd: int, stdout_fd: int, stop: threading.Event | None = None,
+                      on_eof: Callable[[], None] | None = None) -> None:
+    """Serve on the given file descriptors until the client closes them or ``stop`` is set.
+    ``on_eof`` is called as soon as the client closes its end of ``stdin_fd``."""
     import io
 
     from mcp.server.stdio import stdio_server
@@ -105,9 +123,94 @@ async def serve_stdio(server: MCPServer, stdin_fd: int, stdout_fd: int, stop: th
             tg.cancel_scope.cancel()
 
         async def run():
-            async with stdio_server(stdin=fin, stdout=fout) as (r, w):
+            async with stdio_server(stdin=_EofWatch(fin, on_eof), stdout=fout) as (r, w):
                 await low.run(r, w, low.create_initialization_options())
             tg.cancel_scope.cancel()
 
         tg.start_soon(watch)
         tg.start_soon(run)
+
+
+# -- the server process's VMs outlive nothing --------------------------------------------------
+# An MCP client shuts its stdio server down by closing stdin, then SIGTERM, then SIGKILL
+# of the server's whole process group, a few seconds apart (the SDK's stdio_client: 2 s
+# each). A trial that cannot finish its clean-up in that time would leave its VMs running
+# (libvirt's, not our children). So `schedcp mcp serve` starts this watchdog: a process in
+# a session of its own (the group kill spares it) that waits for the end of a pipe only
+# the server holds, i.e. for the server's death however it happens, and then destroys the
+# job's VMs that no live process holds any more.
+_REAPER = """
+import sys
+from harness.mcp_server import reap_job  # imported first: the clean-up starts at once
+sys.stdin.buffer.read()  # EOF: the server process is gone
+reap_job(sys.argv[1])
+"""
+
+
+def job_domains(job_id: str, conn=None) -> list[str]:
+    """Names of the libvirt domains of this ``SCHEDCP_HOME`` whose metadata names job ``job_id``."""
+    import xml.etree.ElementTree as ET
+
+    import libvirt
+
+    from sandbox.libvirt import prereqs
+    from sandbox.libvirt.backend import domain_prefix
+    from sandbox.libvirt.domain import SCHEDCP_NS
+
+    conn = conn or prereqs.connect()
+    out = []
+    for dom in conn.listAllDomains():
+        if not dom.name().startswith(domain_prefix()):
+            continue
+        try:
+            meta = ET.fromstring(dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, SCHEDCP_NS))
+        except (libvirt.libvirtError, ET.ParseError):
+            continue
+        if meta.get("job") == job_id:
+            out.append(dom.name())
+    return out
+
+
+def _run_dir_job(d) -> str | None:
+    """The job named in the metadata of the domain a run folder was made for."""
+    import xml.etree.ElementTree as ET
+
+    from sandbox.libvirt.domain import SCHEDCP_NS
+
+    try:
+        meta = ET.parse(d / "domain.xml").getroot().find(f"metadata/{{{SCHEDCP_NS}}}sandbox")
+    except (OSError, ET.ParseError):
+        return None
+    return None if meta is None else meta.get("job")
+
+
+def reap_job(job_id: str) -> list[str]:
+    """Destroy the VMs of job ``job_id`` and remove their run folders (saved states of
+    checkpoints included), where no live process holds them any more (their process
+    died); returns their names."""
+    from sandbox.libvirt import prereqs
+    from sandbox.libvirt.backend import _destroy_by_name, _reclaim_run_dir, run_root
+
+    conn = prereqs.connect()
+    gone = []
+    rr = run_root()
+    for d in sorted(rr.iterdir()) if rr.is_dir() else []:
+        # _reclaim_run_dir: only when the folder's lock is free (a live process holds it otherwise)
+        if d.is_dir() and _run_dir_job(d) == job_id and _reclaim_run_dir(conn, d):
+            gone.append(d.name)
+    for name in job_domains(job_id, conn):
+        if not (rr / name).is_dir():  # a domain without its run folder: nobody holds it
+            _destroy_by_name(conn, name)
+            gone.append(name)
+    return gone
+
+
+def start_reaper(job_id: str):
+    """Start the watchdog for job ``job_id`` (see ``_REAPER``); keep the returned Popen
+    referenced for the whole life of this process (its stdin is the pipe)."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", _REAPER, job_id], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            close_fds=True)
