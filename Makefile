@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-unit test-faults soak bench image clean local-model local-model-source gxx cli-agents
+.PHONY: setup run test test-unit test-faults soak bench calibration reference image clean local-model local-model-source gxx cli-agents
 
 setup:
 	@bash scripts/setup-host.sh
@@ -36,6 +36,16 @@ bench: setup
 	$(BIN)/python benchmarks/noise.py
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/throughput.py
+
+# linux-default, 3 attempts on hackbench, gzip, sqlite: does the scoring call a do-nothing
+# agent a do-nothing agent? Ends with `BENCH calibration ...` (about 25 minutes here).
+calibration: setup
+	$(BIN)/python benchmarks/calibration.py
+
+# The reference experiment: every workload this host runs, linux-default (2 attempts),
+# scx-search, optuna; writes results/<profile-name>/. Resumable: run it again after a kill.
+reference: setup
+	$(BIN)/python benchmarks/reference.py
 
 image: setup
 	$(BIN)/schedcp image build

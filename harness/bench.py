@@ -8,6 +8,7 @@ wall time. Warm-up runs are executed and reported but flagged, and left out of s
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,23 +74,31 @@ def _upload_tree(sb: Sandbox, folder: Path, dest: str) -> None:
         sb.put_file(f"{dest}/{rel}", f.read_bytes(), mode=0o755 if f.stat().st_mode & 0o111 else 0o644)
 
 
-# what a goal-inference trial (--no-slo-hint) must not see of the spec
-GOAL_KEYS = ("primary", "slo", "goal", "noise")
+# what a goal-inference trial (--no-slo-hint) must not see of the spec: the goal itself,
+# and the list of named metrics (7 workloads have one: it would hand the answer over)
+GOAL_KEYS = ("primary", "slo", "goal", "noise", "metrics")
+
+
+def goal_free_spec(wl: Workload) -> str:
+    """The workload.yaml a goal-inference trial's guest gets: without :data:`GOAL_KEYS`,
+    with the goal-free description."""
+    import yaml
+
+    spec = yaml.safe_load((wl.folder / "workload.yaml").read_text())
+    for k in GOAL_KEYS:
+        spec.pop(k, None)
+    spec["description"] = goal_free_description(spec.get("description", ""))
+    return yaml.safe_dump(spec, sort_keys=False)
 
 
 def install(sb: Sandbox, wl: Workload, hide_goal: bool = False) -> None:
     """Upload the workload folder to its fixed guest path, plus a README for operators,
     and the helpers shared by workloads (``workloads/_lib``) beside it. With ``hide_goal``
-    the uploaded ``workload.yaml`` has no primary metric, SLO, goal or noise note."""
+    the uploaded ``workload.yaml`` has no metric list, primary metric, SLO, goal or noise
+    note, and the README states no goal."""
     _upload_tree(sb, wl.folder, wl.spec.guest_dir())
     if hide_goal:
-        import yaml
-
-        spec = yaml.safe_load((wl.folder / "workload.yaml").read_text())
-        for k in GOAL_KEYS:
-            spec.pop(k, None)
-        spec["description"] = goal_free_description(spec.get("description", ""))
-        sb.put_file(f"{wl.spec.guest_dir()}/workload.yaml", yaml.safe_dump(spec, sort_keys=False))
+        sb.put_file(f"{wl.spec.guest_dir()}/workload.yaml", goal_free_spec(wl))
     if LIB_DIR.is_dir():
         _upload_tree(sb, LIB_DIR, f"{GUEST_ROOT}/_lib")
     sb.put_file(f"{wl.spec.guest_dir()}/README.md", readme(wl, hide_goal))
@@ -105,7 +114,12 @@ def setup(sb: Sandbox, wl: Workload, size: Size = "smoke", hide_goal: bool = Fal
             raise WorkloadError(f"{wl.name}: set-up step failed ({why}): {step!r}: {tail}")
 
 
-def run_once(sb: Sandbox, wl: Workload, size: Size, index: int = 0, warmup: bool = False) -> RunResult:
+_WALL_LINE = re.compile(r"^schedcp_wall_s=([0-9.]+)\s*$", re.M)
+
+
+def _run(sb: Sandbox, wl: Workload, size: Size):
+    """The spec's run command in the workload folder, timed in the guest: (ExecResult,
+    stdout+stderr, timeout)."""
     spec = wl.spec
     cmd = getattr(spec.run, size)
     timeout = getattr(spec.timeout_s, size)
@@ -114,13 +128,35 @@ def run_once(sb: Sandbox, wl: Workload, size: Size, index: int = 0, warmup: bool
         "echo \"schedcp_wall_s=$(awk \"BEGIN{printf \\\"%.6f\\\", $_we - $_ws}\")\"; exit $_wrc; }"
     )
     r = sb.run(f"bash -c {shlex.quote(wrapped)}", timeout=timeout, max_output=4 << 20)
-    out = r.stdout + r.stderr
+    return r, r.stdout + r.stderr, timeout
+
+
+def run_once(sb: Sandbox, wl: Workload, size: Size, index: int = 0, warmup: bool = False) -> RunResult:
+    r, out, timeout = _run(sb, wl, size)
     if r.timed_out:
         raise WorkloadError(f"{wl.name}: run {index} timed out after {timeout:.0f}s and was killed")
     if r.returncode != 0:
         tail = " | ".join(out.strip().splitlines()[-3:])
         raise WorkloadError(f"{wl.name}: run {index} failed with exit {r.returncode}: {tail}")
-    return RunResult(index, warmup, parse_metrics(spec, out), r.duration_s, "\n".join(out.splitlines()[-5:]))
+    return RunResult(index, warmup, parse_metrics(wl.spec, out), r.duration_s, "\n".join(out.splitlines()[-5:]))
+
+
+def run_output(sb: Sandbox, wl: Workload, size: Size, max_chars: int = 6000) -> dict:
+    """One run as an operator sees it, for an agent that was not told the goal: exit code,
+    elapsed seconds and what the program printed (its last ``max_chars`` characters), no
+    named metrics."""
+    r, out, timeout = _run(sb, wl, size)
+    wall = _WALL_LINE.findall(out)
+    text = _WALL_LINE.sub("", out).rstrip()
+    res = {"exit_code": r.returncode, "elapsed_s": float(wall[-1]) if wall else round(r.duration_s, 3),
+           "output": text[-max_chars:]}
+    if len(text) > max_chars:
+        res["output_truncated"] = True
+    if r.timed_out:
+        res["error"] = f"the run timed out after {timeout:.0f}s and was killed"
+    elif r.returncode != 0:
+        res["error"] = "the run failed"
+    return res
 
 
 def run_workload(sb: Sandbox, wl: Workload, size: Size = "smoke", repeat: int | None = None,
@@ -139,4 +175,4 @@ def run_workload(sb: Sandbox, wl: Workload, size: Size = "smoke", repeat: int | 
     return res
 
 
-__all__ = ["RunResult", "WorkloadRuns", "install", "setup", "run_once", "run_workload", "GUEST_ROOT"]
+__all__ = ["RunResult", "WorkloadRuns", "install", "setup", "run_once", "run_output", "run_workload", "GUEST_ROOT"]

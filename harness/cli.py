@@ -615,12 +615,23 @@ def cmd_local_model_serve(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from harness.job import job_results, load_job
-    from harness.report import plot, render
+    from harness.job import job_manifest, job_results, load_job
+    from harness.manifest import header
+    from harness.report import against, load_reference, plot, render
 
     d, _ = load_job(a.job_id)
     results = job_results(d)
-    print(render(results, a.format))
+    manifest = job_manifest(d)
+    if a.against:
+        try:
+            ref = load_reference(Path(a.against))
+        except (OSError, ValueError) as e:
+            return _err(f"cannot read the reference {a.against}: {e}")
+        print(against(results, manifest, ref, a.format))
+        return 0
+    if a.format == "md":
+        print(header(manifest) + "\n")
+    print(render(results, a.format, manifest=manifest if a.format == "json" else None))
     if a.format == "md":
         for p in plot(results, d):
             print(f"plot: {p}")
@@ -801,6 +812,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="the RQ1 table of a job")
     rp.add_argument("job_id")
     rp.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    rp.add_argument("--against", metavar="DIR", default=None,
+                    help="a reference results folder (results/<profile-name>): side by side, profiles compared")
     rp.set_defaults(fn=cmd_report)
     return p
 

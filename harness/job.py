@@ -123,9 +123,27 @@ def create_job(cfg: JobConfig, backend, vm: dict | None = None) -> Path:
         "host": {"node": platform.node(), "machine": platform.machine(), "cpus": os.cpu_count(),
                  "python": platform.python_version()},
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "manifest": _manifest(backend),
     }
     (d / "job.json").write_text(json.dumps(job, indent=2))
     return d
+
+
+def _manifest(backend) -> dict | None:
+    """The machine manifest (harness/manifest.py) of a local backend; None for trials that
+    run elsewhere (a Ray cluster: the head's profile would say nothing of the workers)."""
+    if not hasattr(backend.image, "folder"):
+        return None
+    from .manifest import machine_manifest
+
+    return machine_manifest(backend)
+
+
+def job_manifest(d: Path) -> dict | None:
+    try:
+        return json.loads((d / "job.json").read_text()).get("manifest")
+    except (OSError, ValueError):
+        return None
 
 
 def load_job(job_id: str) -> tuple[Path, JobConfig]:

@@ -31,8 +31,12 @@ def instruction(wl: Workload, kernel: str, vcpus: int, memory_mib: int, slo_hint
                                            f"{rel:g}x the default configuration's value." if rel else ""))
     else:
         lines.append("No goal is given: find out from the application what matters for it (its files, logs, "
-                     "metrics, how it runs), then call declare_goal(metric, direction, rationale) with the metric "
-                     "as the application reports it, before you change anything. Then optimize that goal.")
+                     "output, how it runs), then call declare_goal(metric, direction, rationale) with ONE metric "
+                     "as the application reports it and ONE direction (a list of alternatives counts as wrong), "
+                     "before you change anything. Observe freely until then, but every change made before "
+                     "declare_goal (sysctls, schedulers, files, process priorities) is recorded and makes the "
+                     "declaration count as wrong. run_workload returns what the application printed. Then "
+                     "optimize the goal you declared.")
     lines += [
         "",
         "Leave your best configuration in place when you finish: the harness then measures the "

@@ -169,10 +169,10 @@ def footer(av: dict) -> list[str]:
     ]
 
 
-def render(results: list[TrialResult], fmt: str = "md") -> str:
+def render(results: list[TrialResult], fmt: str = "md", manifest: dict | None = None) -> str:
     rs, av = rows(results), averages(rows(results))
     if fmt == "json":
-        return json.dumps({"workloads": rs, **av}, indent=2)
+        return json.dumps({"workloads": rs, **av, **({"manifest": manifest} if manifest else {})}, indent=2)
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(rs[0].keys()) if rs else ["workload"])
@@ -192,6 +192,56 @@ def render(results: list[TrialResult], fmt: str = "md") -> str:
                      + (f", declared at step {np.mean(steps):.1f} on average" if steps else "")
                      + (f"; wrong: {', '.join(sorted(r.workload for r in g if not r.goal.get('correct')))}"
                         if len(ok) < len(g) else ""))
+    return "\n".join(lines)
+
+
+def load_reference(ref_dir: Path) -> dict:
+    """A published reference (``results/<profile-name>/``): its ``report.json`` (rows per
+    agent, as :func:`harness.experiments.rq1` writes them, or one job's rows) and
+    ``manifest.json``."""
+    rep = json.loads((ref_dir / "report.json").read_text())
+    man = json.loads((ref_dir / "manifest.json").read_text()) if (ref_dir / "manifest.json").is_file() else None
+    by_agent = rep.get("agents") or {"": {"workloads": rep.get("workloads", [])}}
+    return {"dir": str(ref_dir), "agents": by_agent, "manifest": man}
+
+
+def against(results: list[TrialResult], manifest: dict | None, ref: dict, fmt: str = "md") -> str:
+    """A job's rows beside the reference's rows of the same agent (or of every reference
+    agent when the job's agent is not in it) for the workloads both have; a warning first
+    when the machine profiles differ (harness/manifest.py)."""
+    from .manifest import differences
+
+    mine = {r["workload"]: r for r in rows(results)}
+    agents = {r.agent for r in results}
+    refs = {a: v for a, v in ref["agents"].items() if a.split(" (")[0] in agents} or ref["agents"]
+    warn = []
+    if manifest is None or ref["manifest"] is None:
+        warn.append("warning: a machine profile is missing (job or reference): the numbers may not be comparable")
+    else:
+        diff = differences(manifest, ref["manifest"])
+        if diff:
+            warn.append("warning: the job's machine profile differs from the reference's: " + "; ".join(diff))
+    out_rows = []
+    for who, d in refs.items():
+        for rr in d["workloads"]:
+            m = mine.get(rr["workload"])
+            if m is None:
+                continue
+            out_rows.append({"workload": rr["workload"], "reference_agent": who or "-", "job": m, "reference": rr})
+    if fmt == "json":
+        return json.dumps({"warnings": warn, "rows": out_rows, "reference": ref["dir"]}, indent=2)
+    lines = warn + ([""] if warn else []) + [
+        f"Against {ref['dir']}:",
+        "| workload | reference agent | job best x | job 95% CI | job verdict | job mean x | ref best x | ref 95% CI "
+        "| ref verdict | ref mean x | ref null95 x |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in out_rows:
+        j, f = r["job"], r["reference"]
+        lines.append(f"| {r['workload']} | {r['reference_agent']} | {best_text(j)} | {ci_text(j['best_ci95'])} | "
+                     f"{verdict_text(j)} | {_f(j['mean'])} | {best_text(f)} | {ci_text(f.get('best_ci95'))} | "
+                     f"{verdict_text(f)} | {_f(f.get('mean'))} | {_f(f.get('null95'))} |")
+    if not out_rows:
+        lines.append("(no workload in common)")
     return "\n".join(lines)
 
 

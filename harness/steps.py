@@ -19,7 +19,12 @@ def step_text(rec: dict) -> str | None:
         return f"{rec['name']} {json.dumps(rec.get('input'))[:120]}"
     if kind == "trial_run":
         m = rec.get("metrics")
-        return "trial run " + (", ".join(f"{k}={_num(v)}" for k, v in m.items()) if m else str(rec.get("error")))
+        if m:
+            return "trial run " + ", ".join(f"{k}={_num(v)}" for k, v in m.items())
+        if "exit_code" in rec:  # the goal hidden: no metrics, the program's exit and time
+            return f"trial run exit {rec['exit_code']} in {_num(rec.get('duration_s'))} s" + (
+                f" ({rec['error']})" if rec.get("error") else "")
+        return f"trial run {rec.get('error')}"
     if kind == "goal":
         return f"declared goal {rec['declared']['metric']} ({rec['declared']['direction']})"
     if kind == "candidate":  # the classic tuners (harness/agents/tuners.py)

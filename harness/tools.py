@@ -3,13 +3,24 @@
 ``TrialTools`` runs each tool on the trial's sandbox (everything happens in the guest),
 logs the call and its result to the trajectory, and enforces the rules: with
 ``--no-slo-hint`` tuning tools are refused until ``declare_goal`` was called (RQ2), and
-``finish`` ends the episode. The ``bash`` interface of the ``claude`` agent offers
-:data:`BASH_TOOLS`; the MCP server (``harness/mcp_server.py``) offers :data:`MCP_TOOLS`.
+``finish`` ends the episode.
+
+Goal inference (``--no-slo-hint``, ``require_goal``) is kept leak-free: the agent may
+observe freely, but until it declares its goal the guest's state is read before its
+first tool call and after each call (:mod:`harness.guest_state`: sysctls, debugfs and
+sysfs knobs, sched_ext, processes' nice/policy/affinity, files written outside scratch
+places), and every change is recorded with the step and tool that made it; a declaration
+counts as correct only when nothing changed before it. ``run_workload`` then returns
+what the program printed and its elapsed time, not the workload's named metrics.
+
+The ``bash`` interface of the ``claude`` agent offers :data:`BASH_TOOLS`; the MCP
+server (``harness/mcp_server.py``) offers :data:`MCP_TOOLS`.
 Tool descriptions and JSON schemas live in :data:`SPECS`, shared by both.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -22,7 +33,7 @@ from sandbox.guest import (SCX_BIN, SchedulerError, list_schedulers, sched_ext_s
 from sandbox.scx import verify as scx_verify
 
 from . import goal as goal_mod
-from . import telemetry
+from . import guest_state, telemetry
 from .agents.base import AgentContext
 from .limits import LimitExceeded
 
@@ -40,8 +51,9 @@ SPECS: dict[str, dict] = {
              "schema": _obj({"command": _S, "timeout": _N}, ("command",))},
     "write_file": {"description": "Write a text file in the VM (e.g. a scheduler's .bpf.c source).",
                    "schema": _obj({"path": _S, "content": _S}, ("path", "content"))},
-    "run_workload": {"description": "Run the application's benchmark once with the current configuration and "
-                     "return its metrics.", "schema": _obj({})},
+    "run_workload": {"description": "Run the application's benchmark once with the current configuration, as the "
+                     "harness runs it, and return its result: its metrics when you were given the goal, else what "
+                     "the program printed and its elapsed time.", "schema": _obj({})},
     "list_schedulers": {"description": "The prebuilt sched_ext schedulers (the kernel's tools/sched_ext examples) "
                         "and the ones you built with create_and_verify_scheduler.", "schema": _obj({})},
     "start_scheduler": {"description": "Start a scheduler by name (from list_schedulers) with optional command-line "
@@ -82,6 +94,7 @@ MCP_TOOLS = ["list_schedulers", "start_scheduler", "stop_scheduler", "scheduler_
 # refused until a goal is declared when the agent was not told the goal
 TUNING = {"write_file", "start_scheduler", "create_and_verify_scheduler", "sysctl_set"}
 _SYSCTL = re.compile(r"[a-z0-9_][a-z0-9_.\-/]*")
+MAX_CHANGES = 100  # changes recorded before a declaration (the count is kept beyond)
 
 
 
@@ -101,6 +114,14 @@ class TrialTools:
         self.calls = 0
         self.malformed = 0  # calls with arguments the tool cannot take (missing, unknown, wrong type)
         self._lock = threading.Lock()  # one guest action at a time, whatever the interface
+        # goal inference: what changed in the guest before the goal was declared (see the
+        # module's docstring); the state is read only while no goal is declared
+        self.changes_before_declare: list[dict] = []
+        self.changes_count = 0
+        self.watch_errors: list[str] = []
+        self._watch = require_goal and ctx.sandbox is not None
+        self._state: guest_state.Fingerprint | None = None
+        self._workload_files = _installed_files(ctx) if self._watch else frozenset()
 
     # -- dispatch --------------------------------------------------------------------
     def call(self, name: str, args: dict | None = None, call_id: str = "") -> str:
@@ -118,6 +139,11 @@ class TrialTools:
                     self.ctx.trajectory.log("limit", kind=e.kind, message=str(e))
                     return f"refused: {e}; the episode is over"
                 self.ctx.budget.add_step()
+            watching = self._watch and self.goal is None
+            if watching and self._state is None:  # the guest as it was before the first call
+                self._observe("", first=True)
+            elif watching and name == "declare_goal":  # anything since the last read (a background job)
+                self._observe("(between tool calls)")
             self.calls += 1
             self.ctx.trajectory.log("tool_call", id=call_id, name=name, input=args)
             t = time.monotonic()
@@ -133,7 +159,40 @@ class TrialTools:
             text = out if isinstance(out, str) else json.dumps(out, default=str)
             self.ctx.trajectory.log("tool_result", id=call_id, name=name, output=text[:20000],
                                     duration_s=round(time.monotonic() - t, 4))
+            if watching and name not in ("declare_goal", "finish"):
+                # what this call changed; a run of the application writes its own files
+                self._observe(name, absorb_files=name == "run_workload")
             return text
+
+    # -- goal inference: changes before the declaration --------------------------------
+    def _observe(self, tool: str, first: bool = False, absorb_files: bool = False) -> None:
+        """Read the guest's state and record what changed since the last read (``tool``:
+        the call it is attributed to). A read that fails is noted, not fatal; a dead
+        guest raises as for any tool."""
+        t = time.monotonic()
+        try:
+            fp = guest_state.read_fingerprint(self.ctx.sandbox, first=first or self._state is None,
+                                              workload_files=self._workload_files)
+        except GuestCrashed:
+            raise
+        except (SandboxError, RuntimeError) as e:
+            self.watch_errors.append(f"{tool or 'start'}: {e}"[:500])
+            self.ctx.trajectory.log("goal_watch_error", tool=tool, error=str(e)[:2000])
+            return
+        prev, self._state = self._state, fp
+        if prev is None:
+            self.ctx.trajectory.log("goal_watch", tool=tool, changes=[], duration_s=round(time.monotonic() - t, 3))
+            return
+        if absorb_files:
+            prev = dataclasses.replace(prev, files={**prev.files, **fp.files})
+        found = prev.changes(fp)
+        step = self.ctx.budget.usage.steps
+        for what in found:
+            self.changes_count += 1
+            if len(self.changes_before_declare) < MAX_CHANGES:
+                self.changes_before_declare.append({"step": step, "tool_call": self.calls, "tool": tool,
+                                                    "what": what})
+        self.ctx.trajectory.log("goal_watch", tool=tool, changes=found, duration_s=round(time.monotonic() - t, 3))
 
     def _dispatch(self, name: str, a: dict):
         if name not in SPECS:
@@ -154,7 +213,10 @@ class TrialTools:
         return f"wrote {path}"
 
     def t_run_workload(self) -> dict:
-        return self.ctx.trial_run()
+        if not self.require_goal:
+            return self.ctx.trial_run()
+        # the goal is hidden: the program's own output, not the harness's named metrics
+        return self.ctx.trial_run_output()
 
     def t_list_schedulers(self) -> dict:
         sb = self.ctx.sandbox
@@ -234,10 +296,21 @@ class TrialTools:
     def t_declare_goal(self, metric: str, direction: str, rationale: str = "") -> dict:
         if self.goal is not None:
             return {"error": "a goal was already declared", "declared": self.goal["declared"]}
-        sc = goal_mod.score(metric, direction, self.ctx.workload.spec.goal)
+        spec = self.ctx.workload.spec
+        sc = goal_mod.score(str(metric), str(direction), spec.goal, [m.name for m in spec.metrics])
+        changes = list(self.changes_before_declare)
+        reason = sc["reason"]
+        if changes:
+            more = f" (and {self.changes_count - 1} more)" if self.changes_count > 1 else ""
+            why = f"changed the guest before declaring: {changes[0]['what']}{more}"
+            reason = f"{reason}; {why}" if reason else why
         self.goal = {"declared": {"metric": metric, "direction": direction, "rationale": rationale},
                      "step": self.ctx.budget.usage.steps, "tool_call": self.calls,
-                     "metric_ok": sc["metric_ok"], "direction_ok": sc["direction_ok"], "correct": sc["correct"],
+                     "metric_ok": sc["metric_ok"], "direction_ok": sc["direction_ok"], "catch_all": sc["catch_all"],
+                     "changes_before_declare": changes, "changes_before_declare_count": self.changes_count,
+                     "first_change_step": changes[0]["step"] if changes else None,
+                     "changes_watched": self._watch, "watch_errors": list(self.watch_errors),
+                     "correct": sc["correct"] and not changes, "reason": reason,
                      "truth": sc["truth"]}
         self.ctx.trajectory.log("goal", **self.goal)
         return {"recorded": True}  # the agent is not told whether it was right
@@ -248,6 +321,20 @@ class TrialTools:
             self.finish_hold.wait(timeout=4 * 3600)
             return self.finish_report.get("text", "finished")
         return "finished"
+
+
+def _installed_files(ctx: AgentContext) -> frozenset[str]:
+    """The guest paths of the files the harness installed for the workload (bench.install):
+    changing one of them is a change; anything else in the workloads' folder is output."""
+    from .workload import GUEST_ROOT, LIB_DIR, tree_files
+
+    wl = ctx.workload
+    d = wl.spec.guest_dir()
+    out = {f"{d}/{p.relative_to(wl.folder).as_posix()}" for p in tree_files(wl.folder)}
+    out |= {f"{d}/README.md", f"{d}/workload.yaml"}
+    if LIB_DIR.is_dir():
+        out |= {f"{GUEST_ROOT}/_lib/{p.relative_to(LIB_DIR).as_posix()}" for p in tree_files(LIB_DIR)}
+    return frozenset(out)
 
 
 def tool_defs(names: list[str]) -> list[dict]:

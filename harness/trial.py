@@ -2,13 +2,13 @@
 
 :class:`Trial` has one method per phase (each timed in ``result.json``):
 
-1. ``reset``: two fresh sandboxes from the same saved state: *tuned* (the agent's) and
-   *baseline* (never touched by the agent). Both check the kernel pin.
-2. ``setup``: the workload folder is installed and set up in both; the baseline VM is then
-   saved to disk as it is (a checkpoint) and stops.
-3. ``agent``: the agent works in *tuned*, within its budget (the wall-time budget starts
+1. ``reset``: a fresh sandbox from the backend's saved state (kernel pin checked).
+2. ``setup``: the workload folder is installed and set up; that VM is then saved to disk
+   as it is (the *baseline* checkpoint), and the agent's VM is restored from it, so the
+   baseline and tuned states share the guest's history up to the agent's start.
+3. ``agent``: the agent works in its VM, within its budget (the wall-time budget starts
    here). A budget hit stops it and the trial is still measured. What it left in place
-   (scheduler, sysctls) is recorded, then the tuned VM is saved too.
+   (scheduler, sysctls) is recorded, then its VM is saved too (the *tuned* checkpoint).
 4. ``measure``: each round measures both checkpoints, each in a **fresh VM instance**
    restored for that one run, in balanced order (``BT TB TB BT``..., seeded; see
    :mod:`harness.scoring`), each instance warmed by the same unmeasured run(s) first.
@@ -29,18 +29,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import time
 import traceback
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
 from sandbox.base import GuestCrashed, SandboxError
 from sandbox.guest import sched_ext_dmesg, sched_ext_state
 
-from . import bench, scoring
+from . import bench, guest_state, scoring
 from .agents import AgentContext, Trajectory, make_agent
 from .agents.base import AgentInfraError
 from .limits import BudgetTracker, LimitExceeded
@@ -66,25 +64,6 @@ def _energy_counter() -> tuple[float | None, str]:
         return int(p.read_text()) / 1e6, ""
     except OSError as e:
         return None, f"RAPL not available on this host ({p}: {e.strerror or e})"
-
-
-# sysctls that change by themselves (counters, random ids, memory-dependent sizes)
-_VOLATILE = re.compile(r"^(kernel\.ns_last_pid|kernel\.random\.|kernel\.pty\.nr|vm\.user_reserve_kbytes"
-                       r"|vm\.admin_reserve_kbytes|kernel\.perf_event_max_sample_rate)")
-
-
-def _sysctls(sb) -> dict[str, str]:
-    r = sb.run("sysctl -a 2>/dev/null | grep -E '^(kernel|vm|net\\.core)\\.' ", timeout=60, max_output=4 << 20)
-    # EEVDF's knobs live in debugfs (since 5.13), not in sysctl: record them too
-    d = sb.run("for f in base_slice_ns migration_cost_ns nr_migrate features latency_warn_ms latency_warn_once "
-               "tunable_scaling preempt; do p=/sys/kernel/debug/sched/$f; [ -f $p ] && "
-               "echo \"$p = $(tr '\\n' ' ' < $p)\"; done", timeout=60)
-    out = {}
-    for line in r.stdout.splitlines() + d.stdout.splitlines():
-        k, _, v = line.partition(" = ")
-        if not _VOLATILE.match(k.strip()):
-            out[k.strip()] = v.strip()
-    return out
 
 
 class TrialEnded(Exception):
@@ -166,33 +145,25 @@ class Trial:
 
     def reset(self) -> None:
         cfg = self.cfg
-        # both restores at once: most of a restore is libvirt and QEMU waiting
-        with ThreadPoolExecutor(2) as pool:
-            futs = {role: pool.submit(self.backend.open, job=cfg.job_id or "trial", trial=cfg.trial_id + suffix,
-                                      cores=self.cores)
-                    for role, suffix in (("tuned", ""), ("baseline", "-baseline"))}
-            errors = []
-            for role, fut in futs.items():
-                try:
-                    self.sbs[role] = fut.result()
-                except Exception as e:  # keep the one that opened, so that it is closed
-                    errors.append(e)
-            if errors:
-                raise errors[0]
-        tuned = self.sbs["tuned"]
-        self.res.kernel_release = tuned.relay.guest_release
-        # where the tuned guest's console is while it runs (the TUI tails it); the trial
-        # folder gets its copy, console.log, when the sandbox closes
-        (self.dir / LIVE_FILE).write_text(json.dumps({"console": str(tuned.console_path)}))
+        origin = self.sbs["origin"] = self.backend.open(job=cfg.job_id or "trial", trial=cfg.trial_id, cores=self.cores)
+        self.res.kernel_release = origin.relay.guest_release
         self.res.host_cores = list(self.cores) if self.cores else None
 
     def setup(self) -> None:
-        tuned, base = self.sbs["tuned"], self.sbs["baseline"]
-        bench.setup(tuned, self.wl, self.cfg.size, hide_goal=not self.cfg.slo_hint)
-        bench.setup(base, self.wl, self.cfg.size)
-        self.default_sysctls = _sysctls(base)
-        # the baseline as measured: this VM, workload set up, never touched by the agent
-        self.ckpts["baseline"] = base.checkpoint()
+        """Set the workload up once, save that VM as the baseline checkpoint, and restore
+        the agent's VM from it: baseline and tuned states then share the guest's whole
+        history up to the agent's start (its memory layout, page cache, uptime), so no
+        difference from setting up two guests can pass for an effect."""
+        origin = self.sbs["origin"]
+        # the goal-free copy of the spec when the goal is hidden: measuring reads no spec
+        bench.setup(origin, self.wl, self.cfg.size, hide_goal=not self.cfg.slo_hint)
+        self.default_sysctls = guest_state.sysctls(origin)
+        self.ckpts["baseline"] = origin.checkpoint()
+        tuned = self.sbs["tuned"] = self.backend.restore_checkpoint(self.ckpts["baseline"],
+                                                                    label=f"{self.cfg.trial_id}/agent")
+        # where the tuned guest's console is while it runs (the TUI tails it); the trial
+        # folder gets its copy, console.log, when the sandbox closes
+        (self.dir / LIVE_FILE).write_text(json.dumps({"console": str(tuned.console_path)}))
 
     def _trial_run(self) -> dict:
         """The agent's own run of the workload (its tool), in its VM."""
@@ -204,6 +175,12 @@ class Trial:
             self.traj.log("trial_run", error=str(e))
             return {"error": str(e)}
 
+    def _trial_run_output(self) -> dict:
+        """The agent's own run as the program's output (the goal hidden from it)."""
+        r = bench.run_output(self.sbs["tuned"], self.wl, self.cfg.size)
+        self.traj.log("trial_run", exit_code=r["exit_code"], duration_s=r["elapsed_s"], error=r.get("error"))
+        return r
+
     def run_agent(self) -> None:
         cfg, res, tracker, tuned = self.cfg, self.res, self.tracker, self.sbs["tuned"]
         text = instruction(self.wl, res.kernel_release, self.backend.shape.vcpus, self.backend.shape.memory_mib,
@@ -211,6 +188,7 @@ class Trial:
         self.traj.log("instruction", text=text)
         ctx = AgentContext(sandbox=tuned, workload=self.wl, instruction=text, budget=tracker, trajectory=self.traj,
                            files_dir=self.dir / "files", model=cfg.model, trial_run=self._trial_run,
+                           trial_run_output=self._trial_run_output,
                            slo_hint=cfg.slo_hint, interface=cfg.interface, trial_dir=self.dir)
         cpu0, hcpu0 = tuned.qemu_cpu_s(), time.thread_time()
         e0, enote = _energy_counter()
@@ -246,7 +224,9 @@ class Trial:
             if not cfg.slo_hint:
                 res.goal = (tools.goal if tools is not None and tools.goal is not None
                             else {"declared": None, "step": None, "correct": False, "metric_ok": False,
-                                  "direction_ok": False,
+                                  "direction_ok": False, "reason": "no goal was declared",
+                                  "changes_before_declare": list(getattr(tools, "changes_before_declare", [])),
+                                  "changes_before_declare_count": getattr(tools, "changes_count", 0),
                                   "truth": self.wl.spec.goal.model_dump(include={"metric", "direction"})})
 
     def inspect(self) -> None:
@@ -254,7 +234,7 @@ class Trial:
         tuned = self.sbs["tuned"]
         tuned.check_alive()
         self.scheduler = st = sched_ext_state(tuned)
-        changed = {k: v for k, v in _sysctls(tuned).items() if self.default_sysctls.get(k) != v}
+        changed = {k: v for k, v in guest_state.sysctls(tuned).items() if self.default_sysctls.get(k) != v}
         self.res.tuned_config = {"sched_ext": {"state": st.state, "ops": st.ops}, "sysctl_changed": changed}
         self.traj.log("tuned_config", **self.res.tuned_config)
         self.ckpts["tuned"] = tuned.checkpoint()
@@ -351,10 +331,12 @@ class Trial:
     def finish(self, t_trial: float) -> None:
         res = self.res
         (self.dir / LIVE_FILE).unlink(missing_ok=True)
-        for role, sb in self.sbs.items():
-            with contextlib.suppress(Exception):
-                sb.close(keep_console=self.dir / ("console.log" if role == "tuned" else f"console-{role}.log"),
-                         wait=False)
+        for role in ("tuned", "origin"):  # the agent's VM first: it lives in the origin's folder
+            sb = self.sbs.get(role)
+            if sb is not None:
+                with contextlib.suppress(Exception):
+                    sb.close(keep_console=self.dir / ("console.log" if role == "tuned" else "console-setup.log"),
+                             wait=role == "tuned")
         res.usage = self.tracker.usage
         res.status = ("skipped" if res.failure and res.failure_kind == "none" and not res.improvement
                       else "done" if res.failure_kind in ("none", "budget_exceeded") and res.improvement.get("ratio")

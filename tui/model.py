@@ -634,20 +634,24 @@ class ResultRow:
     goal: str = ""  # RQ2 goal inference verdict, when result.json has one
     declared: str = ""  # the goal the agent declared
     interface: str = ""
+    verdict: str = ""  # harness/scoring.py: improved / regressed / no_change / inconclusive
 
     def cells(self) -> tuple[str, ...]:
         ci = f"{self.ci95[0]:.2f}-{self.ci95[1]:.2f}" if self.ci95 else "-"
         slo = "-" if self.slo_met is None else ("met" if self.slo_met else "no")
-        return (self.workload, fmt_ratio(self.improvement), ci, slo, str(self.steps), fmt_tokens(self.tokens),
+        return (self.workload, fmt_ratio(self.improvement), ci, VERDICT_CELL.get(self.verdict, self.verdict or "-"),
+                slo, str(self.steps), fmt_tokens(self.tokens),
                 fmt_cost(self.cost_usd), "-" if self.failure_kind == "none" else self.failure_kind, self.goal or "-",
                 self.declared or "-", self.agent, self.interface or "-", self.model or "-", self.job)
 
 
 # the workload first and the long job id last, so that an 80-column terminal shows the numbers
-RESULT_COLUMNS = ("workload", "improv.", "CI95", "SLO", "steps", "tokens", "$", "failure", "goal", "declared",
+# short forms of harness/scoring.py's verdicts for an 80-column table
+VERDICT_CELL = {"improved": "better", "regressed": "worse", "no_change": "same", "inconclusive": "unsure"}
+RESULT_COLUMNS = ("workload", "improv.", "CI95", "verdict", "SLO", "steps", "tokens", "$", "failure", "goal", "declared",
                   "agent", "iface", "model", "job")
 SORT_KEYS = {"job": "job", "workload": "workload", "agent": "agent", "model": "model", "improv.": "improvement",
-             "CI95": "ci95", "SLO": "slo_met", "steps": "steps", "tokens": "tokens", "$": "cost_usd",
+             "CI95": "ci95", "verdict": "verdict", "SLO": "slo_met", "steps": "steps", "tokens": "tokens", "$": "cost_usd",
              "failure": "failure_kind", "goal": "goal", "declared": "declared", "iface": "interface"}
 
 
@@ -697,7 +701,8 @@ def result_rows(jobs: list[JobInfo]) -> list[ResultRow]:
                 slo_met=_slo_met(slo),
                 steps=int(u.get("steps", 0)), tokens=int(u.get("input_tokens", 0)) + int(u.get("output_tokens", 0)),
                 cost_usd=_cost(u.get("cost_usd", 0.0)), failure_kind=raw.get("failure_kind", "none"),
-                goal=goal, declared=declared, interface=raw.get("interface", "")))
+                goal=goal, declared=declared, interface=raw.get("interface", ""),
+                verdict=raw.get("verdict", "")))
     return out
 
 

@@ -63,6 +63,9 @@ class AgentContext:
     files_dir: Path  # host copy of every file the agent writes in the guest
     model: str | None = None
     trial_run: Callable[[], dict] = lambda: {}  # a harness-run trial of the workload the agent may see
+    # the same run as the program's own output (exit code, elapsed s, output), no named
+    # metrics: what run_workload returns to an agent that was not told the goal
+    trial_run_output: Callable[[], dict] = lambda: {}
     slo_hint: bool = True  # False: the agent must infer and declare the goal (RQ2)
     interface: str = "bash"  # bash | mcp
     trial_dir: Path | None = None

@@ -254,6 +254,7 @@ class LibvirtBackend:
         prereqs.qemu_binary()
         self.accel = prereqs.detect_accel()
         self.qemu_owner = prereqs.qemu_user()
+        self._running: dict[str, LibvirtSandbox] = {}  # checkpoint instances by domain name
         for p in (image.base, image.kernel, image.initrd, image.client_key):
             if not p.is_file():
                 raise SandboxUnavailable(f"image {image.key} is incomplete ({p.name} missing): rebuild it")
@@ -530,8 +531,9 @@ class LibvirtBackend:
             return self._restore_checkpoint_once(ckpt, label, ready_timeout)
 
     def _restore_checkpoint_once(self, ckpt: "Checkpoint", label: str, ready_timeout: float) -> "LibvirtSandbox":
-        if ckpt.instance is not None and not ckpt.instance.closed:
-            raise SandboxError(f"checkpoint {ckpt.name} already has a running instance")
+        other = self._running.get(ckpt.name)
+        if other is not None and other.running:  # this checkpoint's, or another's of the same domain name
+            raise SandboxError(f"VM {ckpt.name} already runs (instance {other.instance_id}): one instance at a time")
         t0 = time.monotonic()
         ckpt.restores += 1
         idir = ckpt.dir / f"i{ckpt.restores}"
@@ -563,8 +565,13 @@ class LibvirtBackend:
         sb = LibvirtSandbox(self, ckpt.name, idir, None, dom, port, slot_fd=None)
         sb.label = label or ckpt.name
         sb.slot = ckpt.slot
-        sb.instance_id = f"{ckpt.name}/i{ckpt.restores}"
+        try:  # e.g. <slot domain>/i1 (an instance of the first checkpoint), <slot domain>/i1/i2 (of one saved in it)
+            sb.instance_id = f"{ckpt.dir.relative_to(run_root())}/i{ckpt.restores}"
+        except ValueError:
+            sb.instance_id = f"{ckpt.dir.name}/i{ckpt.restores}"
+        sb.dom_meta = meta
         ckpt.instance = sb
+        self._running[ckpt.name] = sb
         try:
             if ckpt.cores:
                 pin_cores(dom, self.shape.vcpus, ckpt.cores)
@@ -582,7 +589,10 @@ class LibvirtBackend:
 class Checkpoint:
     """A running sandbox saved to disk (:meth:`LibvirtSandbox.checkpoint`): its memory state
     and its disk, frozen, in the sandbox's run folder. It lives until that sandbox is
-    closed, which also removes it."""
+    closed, which also removes it. An instance restored from it can be checkpointed in
+    turn (its disk then backs onto this one's): a trial's tuned state is saved from the
+    instance the agent worked in, restored from the baseline checkpoint, so both share
+    the guest's history up to the agent's start."""
 
     name: str
     uuid: str
@@ -659,6 +669,11 @@ class LibvirtSandbox(Sandbox):
     @property
     def console_path(self) -> Path:
         return self.run_dir / "console.log"
+
+    @property
+    def running(self) -> bool:
+        """The guest runs (not closed, not saved by :meth:`checkpoint`)."""
+        return not self.closed and self.dom is not None
 
     def checkpoint(self) -> Checkpoint:
         """Save this guest, as it is now, to disk and stop it: its RAM to a state file, its

@@ -99,7 +99,7 @@ def test_two_jobs_at_once_do_not_clash(backend, tmp_path):
     for i in range(2):
         (r,) = job_results(tmp_path / "jobs" / f"twin-{i}")
         assert r.status == "done", r.failure
-    assert len(names) >= 4  # two jobs x (tuned + baseline) ran side by side under distinct names
+    assert len(names) >= 2  # two jobs ran side by side under distinct names (a trial's VMs share its slot's name)
     time.sleep(3)
     conn = libvirt.open("qemu:///system")
     try:

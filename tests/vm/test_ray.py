@@ -153,7 +153,7 @@ def test_ray_job_has_the_layout_of_a_local_run(cluster, env, tmp_path):
     assert sorted(p.name for p in rd.iterdir()) == sorted(["job.json", "events.jsonl", *trials])
     assert sorted(p.name for p in ld.iterdir()) == ["events.jsonl", "hackbench__replay__a0", "job.json"]
     local_layout = _layout(ld / trials[0])
-    assert {"result.json", "trajectory.jsonl", "config.json", "console.log", "console-baseline.log",
+    assert {"result.json", "trajectory.jsonl", "config.json", "console.log", "console-setup.log",
             "files/root/notes.txt"} <= set(local_layout)
     rjob, ljob = (json.loads((x / "job.json").read_text()) for x in (rd, ld))
     assert rjob.keys() == ljob.keys() and rjob["image"] == ljob["image"]

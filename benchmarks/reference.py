@@ -1,0 +1,109 @@
+"""`make reference`: the whole suite through full trials with the classic agents, published
+under ``results/<profile-name>/`` with the machine manifest.
+
+Every workload this host can run (a workload the backend refuses, e.g. vllm without a GPU,
+is listed with its reason) at smoke size, under the scoring rules of harness/scoring.py,
+with three agents, one job each:
+
+- ``linux-default``, the control (``--control-attempts``, default 2, so the table has a
+  measured null);
+- ``scx-search`` (the prebuilt sched_ext schedulers and two sysctl presets);
+- ``optuna`` (TPE over the EEVDF knobs, ``--optuna-steps`` candidates, default 6).
+
+Resumable: the job ids are fixed per profile (``reference-<agent>``, kept in
+``results/<profile>/jobs.json``); running it again continues each job (finished trials
+kept) and rewrites the report. Writes ``report.md`` (manifest header, the RQ1 table per
+agent with verdicts and noise nulls, per-workload trial time, refusals), ``report.json``,
+``manifest.json``, ``jobs.json`` and the plots. Prints, at the end:
+
+    BENCH reference workloads=<n> trials=<t> done=<d> failed=<f> hours=<h>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness import experiments, manifest as mf  # noqa: E402
+from harness.job import Display, create_job, job_results, jobs_dir, run_job  # noqa: E402
+from harness.models import Budget, JobConfig  # noqa: E402
+from harness.report import plot  # noqa: E402
+from harness.workload import backend_refusal, list_workloads  # noqa: E402
+from sandbox.factory import backend_for  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def plan(a) -> list[tuple[str, int, Budget]]:
+    return [("linux-default", a.control_attempts, Budget()),
+            ("scx-search", a.attempts, Budget()),
+            ("optuna", a.attempts, Budget(steps=a.optuna_steps))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workloads", default="", help="comma-separated (default: every workload this host can run)")
+    ap.add_argument("--control-attempts", type=int, default=2)
+    ap.add_argument("--attempts", type=int, default=1, help="attempts of scx-search and optuna")
+    ap.add_argument("--optuna-steps", type=int, default=6)
+    ap.add_argument("--out", default=str(REPO / "results"))
+    ap.add_argument("--display", default="plain", choices=("plain", "jsonl"))
+    a = ap.parse_args()
+    be = backend_for(None, log=lambda m: print(m, file=sys.stderr))
+    man = mf.machine_manifest(be)
+    out = Path(a.out) / mf.profile_name(man)
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = [w for w in a.workloads.split(",") if w] or None
+    refused, names = {}, []
+    for wl in list_workloads():
+        if wanted and wl.name not in wanted:
+            continue
+        why = backend_refusal(wl.spec, be)
+        if why:
+            refused[wl.name] = why
+        else:
+            names.append(wl.name)
+    jobs_file = out / "jobs.json"
+    jobs = json.loads(jobs_file.read_text()) if jobs_file.is_file() else {}
+    t0 = time.monotonic()
+    for agent, attempts, budget in plan(a):
+        job_id = jobs.get(agent) or f"reference-{mf.profile_name(man)}-{agent}"
+        d = jobs_dir() / job_id
+        cfg = JobConfig(job_id=job_id, workloads=names, agent=agent, attempts=attempts, parallel=1, size="smoke",
+                        budget=budget)
+        if not (d / "job.json").is_file():
+            d = create_job(cfg, be)
+        jobs[agent] = job_id
+        jobs_file.write_text(json.dumps(jobs, indent=2))
+        print(f"reference: {agent} ({attempts} attempt(s)) as job {job_id}", flush=True)
+        run_job(d, cfg, be, Display(a.display))
+    results = [r for j in jobs.values() for r in job_results(jobs_dir() / j)]
+    (out / "manifest.json").write_text(json.dumps(man, indent=2))
+    data = experiments.rq1(results)
+    (out / "report.json").write_text(json.dumps({"agents": data, "refused": refused, "jobs": jobs}, indent=2))
+    times: dict[str, float] = {}
+    for r in results:
+        times[r.workload] = times.get(r.workload, 0.0) + r.phases_s.get("total", 0.0)
+    md = [f"# Reference results: {mf.profile_name(man)}", "", mf.header(man), "",
+          experiments.render("rq1", results), "", "## Trial time per workload (all agents, all attempts)", "",
+          "| workload | trials | seconds |", "|---|---|---|"]
+    md += [f"| {w} | {sum(r.workload == w for r in results)} | {s:.0f} |" for w, s in sorted(times.items())]
+    if refused:
+        md += ["", "## Not run on this host", ""] + [f"- {w}: {why}" for w, why in sorted(refused.items())]
+    md += ["", f"Jobs: {', '.join(f'{k}: {v}' for k, v in jobs.items())}"]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    for p in plot(results, out):
+        print(f"plot: {p}")
+    done = sum(r.status == "done" for r in results)
+    print(f"BENCH reference workloads={len(names)} trials={len(results)} done={done} "
+          f"failed={sum(r.status == 'failed' for r in results)} hours={(time.monotonic() - t0) / 3600:.2f}")
+    return 0 if done == len(results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
