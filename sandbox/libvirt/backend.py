@@ -374,6 +374,14 @@ class LibvirtBackend:
         return sdir, meta
 
     # -- boot / restore ----------------------------------------------------------------
+    def _restore_state(self, state: Path, fmt: str | None, xml: str, name: str) -> libvirt.virDomain:
+        """Start the saved guest in ``state`` (written in format ``fmt``) with ``xml``."""
+        params = {libvirt.VIR_DOMAIN_SAVE_PARAM_FILE: str(state), libvirt.VIR_DOMAIN_SAVE_PARAM_DXML: xml}
+        if fmt == "sparse":
+            params[libvirt.VIR_DOMAIN_SAVE_PARAM_PARALLEL_CHANNELS] = SAVE_CHANNELS
+        self.conn.restoreParams(params, libvirt.VIR_DOMAIN_SAVE_RUNNING)
+        return self.conn.lookupByName(name)
+
     def _start(self, what: str, spec_for: Callable[[int], DomainSpec],
                start: Callable[[str], libvirt.virDomain]) -> tuple[libvirt.virDomain, int, str]:
         """``start(xml)`` with the XML of ``spec_for(port)`` for a free SSH port. An error
@@ -480,12 +488,7 @@ class LibvirtBackend:
             console = run_dir / "console.log"
             meta = {"job": job, "trial": trial or "", "slot": str(slot), "role": "trial"}
             def restore(xml: str) -> libvirt.virDomain:
-                params = {libvirt.VIR_DOMAIN_SAVE_PARAM_FILE: str(sdir / "state.save"),
-                          libvirt.VIR_DOMAIN_SAVE_PARAM_DXML: xml}
-                if state.get("format") == "sparse":
-                    params[libvirt.VIR_DOMAIN_SAVE_PARAM_PARALLEL_CHANNELS] = SAVE_CHANNELS
-                self.conn.restoreParams(params, libvirt.VIR_DOMAIN_SAVE_RUNNING)
-                return self.conn.lookupByName(name)
+                return self._restore_state(sdir / "state.save", state.get("format"), xml, name)
 
             # Connect only after the restore returns: a connection made while the guest is
             # still paused leaves QEMU's user-mode TCP waiting for a retransmit (~5 s).
@@ -503,16 +506,7 @@ class LibvirtBackend:
         sb.label = f"{job}/{trial}" if trial else job
         sb.slot = slot
         sb.dom_meta = meta
-        try:
-            if cores:
-                pin_cores(dom, self.shape.vcpus, cores)
-                sb.cores = tuple(cores)
-            sb._wait_ssh(time.monotonic() + ready_timeout, _restored_guest_refresh)
-            sb.meta["restore_s"] = round(time.monotonic() - t0, 3)
-            sb.check_kernel_pin()
-        except BaseException:
-            sb.close()
-            raise
+        self._restored_ready(sb, cores, ready_timeout, t0)
         self.events("sandbox_ready", {"name": name, "seconds": sb.meta["restore_s"], "slot": slot})
         return sb
 
@@ -546,12 +540,7 @@ class LibvirtBackend:
             meta = {**ckpt.meta, "role": "instance", "instance": str(ckpt.restores)}
 
             def restore(xml: str) -> libvirt.virDomain:
-                params = {libvirt.VIR_DOMAIN_SAVE_PARAM_FILE: str(ckpt.state),
-                          libvirt.VIR_DOMAIN_SAVE_PARAM_DXML: xml}
-                if ckpt.format == "sparse":
-                    params[libvirt.VIR_DOMAIN_SAVE_PARAM_PARALLEL_CHANNELS] = SAVE_CHANNELS
-                self.conn.restoreParams(params, libvirt.VIR_DOMAIN_SAVE_RUNNING)
-                return self.conn.lookupByName(ckpt.name)
+                return self._restore_state(ckpt.state, ckpt.format, xml, ckpt.name)
 
             dom, port, xml = self._start(
                 f"restore VM {ckpt.name} from checkpoint {ckpt.state}",
@@ -572,17 +561,23 @@ class LibvirtBackend:
         sb.dom_meta = meta
         ckpt.instance = sb
         self._running[ckpt.name] = sb
+        self._restored_ready(sb, ckpt.cores, ready_timeout, t0)
+        return sb
+
+    def _restored_ready(self, sb: "LibvirtSandbox", cores: tuple[int, ...] | None, ready_timeout: float,
+                        t0: float) -> None:
+        """Pin a restored guest to ``cores``, wait for its relay (clock and entropy
+        refreshed), check the kernel pin; close it on any failure."""
         try:
-            if ckpt.cores:
-                pin_cores(dom, self.shape.vcpus, ckpt.cores)
-                sb.cores = ckpt.cores
+            if cores:
+                pin_cores(sb.dom, self.shape.vcpus, cores)
+                sb.cores = tuple(cores)
             sb._wait_ssh(time.monotonic() + ready_timeout, _restored_guest_refresh)
             sb.meta["restore_s"] = round(time.monotonic() - t0, 3)
             sb.check_kernel_pin()
         except BaseException:
             sb.close()
             raise
-        return sb
 
 
 @dataclass

@@ -2,7 +2,6 @@
 1.00x within its CI under the balanced order (and the same runs paired in the old fixed
 order show the bias); a workload the agent's changes break is the agent's failure."""
 
-import secrets
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,8 @@ import pytest
 from harness.models import Budget, TrialConfig
 from harness.stats import paired_compare
 from harness.trial import run_trial
-from tests.fake_anthropic import FakeAnthropic, tool_use
+from tests.fake_anthropic import tool_use
+from tests.vm.test_harness import api  # noqa: F401  (fixture)
 
 DRIFT = Path(__file__).resolve().parents[1] / "fixtures" / "workloads" / "drift"
 
@@ -36,23 +36,7 @@ def test_drift_is_one_in_balanced_order_and_biased_in_fixed_order(backend, tmp_p
     assert res.verdict in ("no_change", "inconclusive") and res.verdict_detail["indicative"] is True
 
 
-@pytest.fixture
-def api(monkeypatch):
-    servers = []
-
-    def start(script):
-        s = FakeAnthropic(script)
-        servers.append(s)
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-" + secrets.token_hex(12))
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", s.url)
-        return s
-
-    yield start
-    for s in servers:
-        s.close()
-
-
-def test_workload_broken_by_the_agent_is_its_failure(backend, api, tmp_path):
+def test_workload_broken_by_the_agent_is_its_failure(backend, api, tmp_path):  # noqa: F811
     api([tool_use(("bash", {"command": "rm /opt/schedcp/workloads/drift/measure.sh"})),
          tool_use(("finish", {"summary": "made it faster"}))])
     cfg = TrialConfig(trial_id="drift__claude__a0", workload=str(DRIFT), agent="claude", model="claude-sonnet-4-6",
