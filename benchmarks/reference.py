@@ -10,9 +10,10 @@ with three agents, one job each:
 - ``scx-search`` (the prebuilt sched_ext schedulers and two sysctl presets);
 - ``optuna`` (TPE over the EEVDF knobs, ``--optuna-steps`` candidates, default 6).
 
-Resumable: the job ids are fixed per profile (``reference-<agent>``, kept in
-``results/<profile>/jobs.json``); running it again continues each job (finished trials
-kept) and rewrites the report. Writes ``report.md`` (manifest header, the RQ1 table per
+Resumable: each job's id names its plan (``reference-<agent>-<hash of profile,
+workloads, attempts, budget>``, kept in ``results/<profile>/jobs.json``); running it
+again with the same options continues each job (finished trials kept) and rewrites the
+report. Writes ``report.md`` (manifest header, the RQ1 table per
 agent with verdicts and noise nulls, per-workload trial time, refusals), ``report.json``,
 ``manifest.json``, ``jobs.json`` and the plots. Prints, at the end:
 
@@ -22,6 +23,7 @@ agent with verdicts and noise nulls, per-workload trial time, refusals), ``repor
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -72,7 +74,9 @@ def main() -> int:
     jobs = json.loads(jobs_file.read_text()) if jobs_file.is_file() else {}
     t0 = time.monotonic()
     for agent, attempts, budget in plan(a):
-        job_id = jobs.get(agent) or f"reference-{mf.profile_name(man)}-{agent}"
+        # the job id names the plan: the same plan resumes its job, another plan gets its own
+        key = json.dumps([mf.profile_name(man), names, attempts, budget.model_dump()], sort_keys=True)
+        job_id = f"reference-{agent}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
         d = jobs_dir() / job_id
         cfg = JobConfig(job_id=job_id, workloads=names, agent=agent, attempts=attempts, parallel=1, size="smoke",
                         budget=budget)

@@ -1,7 +1,8 @@
 """The paper's three experiments, as tables built from job folders only.
 
-- RQ1: improvement per workload and agent/model (best of K, mean, average without
-  outliers), from :mod:`harness.report`.
+- RQ1: improvement per workload and agent/model (best of K with its verdict, mean of K,
+  attempts improved, failed, the noise null pooled over every group's baseline runs of
+  the workload, averages both ways), from :mod:`harness.report`.
 - RQ2: goal inference (trials run with ``--no-slo-hint``): per agent/model the success
   rate x/n and %, the mean step at which the goal was declared, and the workloads it got
   wrong (or never declared).
@@ -56,9 +57,10 @@ def rq1(results: list[TrialResult], by: tuple[str, ...] = DEFAULT_GROUP) -> dict
     groups: dict[str, list[TrialResult]] = defaultdict(list)
     for r in results:
         groups[_who(r, by)].append(r)
+    pools = report.noise_pools(results)  # every group's baseline runs: one null per workload
     out = {}
     for who, rs in sorted(groups.items()):
-        rows = report.rows(rs)
+        rows = report.rows(rs, pools)
         out[who] = {**_ids(rs), "workloads": rows, **report.averages(rows)}
     return out
 

@@ -41,13 +41,25 @@ def noise_pool(rs: list[TrialResult]) -> tuple[list[float], int]:
     return pool, int(np.median(ns)) if ns else 0
 
 
-def rows(results: list[TrialResult]) -> list[dict]:
+def noise_pools(results: list[TrialResult]) -> dict[str, tuple[list[float], int]]:
+    """:func:`noise_pool` per workload over every measured trial given (all agents: the
+    baseline is the same configuration whoever the agent is)."""
+    by_wl: dict[str, list[TrialResult]] = {}
+    for r in results:
+        if _measured(r):
+            by_wl.setdefault(r.workload, []).append(r)
+    return {wl: noise_pool(rs) for wl, rs in by_wl.items()}
+
+
+def rows(results: list[TrialResult], pools: dict[str, tuple[list[float], int]] | None = None) -> list[dict]:
     """One row per workload. ``best`` is the paper's best-of-K over the attempts that
     completed (``status: done``); ``mean`` is the mean over all K attempts, an attempt that
     failed or was not measured counting as 1.00x (nothing gained); ``failed`` counts failed
     attempts of any kind; ``null95`` is the best-of-K ratio a change-nothing agent reaches
     95 % of the time at this workload's measured noise, and a best inside it is
-    ``within_noise`` (harness/scoring.py)."""
+    ``within_noise`` (harness/scoring.py). ``pools``: the noise pools to use per workload
+    (:func:`noise_pools` of a larger set of trials, e.g. every agent of an experiment);
+    by default the pool of ``results``' own trials of that workload."""
     by_wl: dict[str, list[TrialResult]] = {}
     for r in results:
         by_wl.setdefault(r.workload, []).append(r)
@@ -57,7 +69,7 @@ def rows(results: list[TrialResult]) -> list[dict]:
         best = max(ok, key=lambda r: r.improvement["ratio"]) if ok else None
         pm = rs[0].primary_metric
         k = len(rs)
-        pool, n = noise_pool([r for r in rs if _measured(r)])
+        pool, n = (pools or {}).get(wl) or noise_pool([r for r in rs if _measured(r)])
         null95 = best_of_k_null(pool, n=n, k=k) if n else None
         b = best.improvement["ratio"] if best else None
         out.append({

@@ -66,3 +66,28 @@ def test_tables_group_by_backend_and_model_and_show_unknown_cost():
     assert "| openai / gemma | openai | gemma | a |" in md and next(x for x in md.splitlines() if x.startswith("| openai")).endswith("| unknown | 0.0 | - |")
     assert set(rq1(rs, ("model",))) == {"m1", "gemma"}
     assert rq1(rs, ("model",))["m1"]["backend"] == "anthropic, cli"
+
+
+def measured(wl, agent, attempt, baseline, ratio=1.0, status="done", kind="none", verdict="no_change"):
+    r = result(wl, agent=agent, attempt=attempt, ratio=ratio)
+    r.status, r.failure_kind, r.verdict = status, kind, verdict
+    r.baseline_runs = [{"wall_s": v} for v in baseline]
+    return r
+
+
+def test_rq1_failed_attempts_count_and_the_noise_null_is_pooled_over_agents():
+    noisy = [10.0, 12.0, 9.0, 11.5, 8.5]
+    rs = [measured("a", "linux-default", k, noisy) for k in range(3)]
+    rs += [measured("a", "scx-search", 0, [10.0, 10.0, 10.0, 10.0, 10.1], ratio=1.08, verdict="improved"),
+           measured("a", "scx-search", 1, [], ratio=1.5, status="failed", kind="agent_error")]
+    t = rq1(rs, by=("agent",))
+    s = t["scx-search"]["workloads"][0]
+    # the failed attempt is an attempt: not best-of-K, counted as failed and as 1.00x in the mean
+    assert s["attempts"] == 2 and s["failed"] == 1 and s["best"] == 1.08 and s["improved"] == 1
+    assert abs(s["mean"] - (1.08 + 1.0) / 2) < 1e-9
+    # scx-search's own baseline runs are nearly noiseless, but the null is the workload's,
+    # from every agent's baseline runs: 1.08x is within what luck gives at this noise
+    own = __import__("harness.report", fromlist=["rows"]).rows([r for r in rs if r.agent == "scx-search"])[0]
+    assert own["null95"] < 1.01 and own["within_noise"] is False
+    assert s["null95"] > 1.08 and s["within_noise"] is True
+    assert t["scx-search"]["within_noise"] == ["a"] and t["scx-search"]["average_mean_of_k"] == s["mean"]
