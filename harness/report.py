@@ -182,7 +182,8 @@ def footer(av: dict) -> list[str]:
 
 
 def render(results: list[TrialResult], fmt: str = "md", manifest: dict | None = None) -> str:
-    rs, av = rows(results), averages(rows(results))
+    rs = rows(results)
+    av = averages(rs)
     if fmt == "json":
         return json.dumps({"workloads": rs, **av, **({"manifest": manifest} if manifest else {})}, indent=2)
     if fmt == "csv":

@@ -144,6 +144,15 @@ def save_format(conn: libvirt.virConnect) -> str:
         return "raw"
 
 
+def save_params(path: Path, fmt: str) -> dict:
+    """virDomainSaveParams' parameters for a state file at ``path`` in format ``fmt``."""
+    params = {libvirt.VIR_DOMAIN_SAVE_PARAM_FILE: str(path)}
+    if fmt == "sparse":
+        params.update({libvirt.VIR_DOMAIN_SAVE_PARAM_IMAGE_FORMAT: fmt,
+                       libvirt.VIR_DOMAIN_SAVE_PARAM_PARALLEL_CHANNELS: SAVE_CHANNELS})
+    return params
+
+
 def memory_backing(accel: str) -> str:
     """Guest RAM: a shared "memfd" under TCG (no host huge pages to zero and compact when
     a state is loaded; see sandbox/libvirt/domain.py), "anonymous" under KVM."""
@@ -350,11 +359,7 @@ class LibvirtBackend:
             sb.relay.close()  # no connection may be open inside the saved state
             time.sleep(0.5)
             fmt = save_format(self.conn)
-            params = {libvirt.VIR_DOMAIN_SAVE_PARAM_FILE: str(tmp / "state.save")}
-            if fmt == "sparse":
-                params.update({libvirt.VIR_DOMAIN_SAVE_PARAM_IMAGE_FORMAT: fmt,
-                               libvirt.VIR_DOMAIN_SAVE_PARAM_PARALLEL_CHANNELS: SAVE_CHANNELS})
-            sb.dom.saveParams(params, 0)
+            sb.dom.saveParams(save_params(tmp / "state.save", fmt), 0)
         except libvirt.libvirtError as e:
             sb.close()
             shutil.rmtree(tmp, ignore_errors=True)
@@ -691,12 +696,8 @@ class LibvirtSandbox(Sandbox):
         time.sleep(0.3)
         fmt = save_format(self.backend.conn)
         state = self.run_dir / "checkpoint.save"
-        params = {libvirt.VIR_DOMAIN_SAVE_PARAM_FILE: str(state)}
-        if fmt == "sparse":
-            params.update({libvirt.VIR_DOMAIN_SAVE_PARAM_IMAGE_FORMAT: fmt,
-                           libvirt.VIR_DOMAIN_SAVE_PARAM_PARALLEL_CHANNELS: SAVE_CHANNELS})
         try:
-            self.dom.saveParams(params, 0)
+            self.dom.saveParams(save_params(state, fmt), 0)
         except libvirt.libvirtError as e:
             self.check_alive()
             raise SandboxError(f"saving sandbox {self.name} failed: {e.get_error_message()}") from None
