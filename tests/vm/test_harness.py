@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.models import Budget, TrialConfig
+from harness.stats import paired_compare
 from harness.trial import run_trial
 from tests.fake_anthropic import FakeAnthropic, tool_use
 from tests.faults.tally import Guard
@@ -116,10 +117,23 @@ def test_scx_search_completes_a_smoke_trial(backend, tmp_path):
 
 
 def test_linux_default_is_one_within_its_interval(backend, tmp_path):
+    """The change-nothing control comes out at 1.00x. Its 95 % CI misses 1.0 in about one
+    trial of 20 by construction (CI saw [0.946, 0.983] once), so a CI test asserting it
+    would fail that often; the 99.9 % interval of the same paired runs misses 1.0 about
+    once in 1000 when the design is right, while instance luck (the old design: 0.64x-1.15x
+    with tight CIs) still fails it."""
     cfg = TrialConfig(trial_id="sqlite__linux-default__a0", workload="sqlite", agent="linux-default", repeat=6)
     res = run_trial(cfg, tmp_path / "t", backend)
-    lo, hi = res.improvement["ci95"]
-    assert lo <= 1.0 <= hi, res.improvement
+    assert res.status == "done", res.failure
+    measured = {(m["round"], m["role"]): m["metrics"][res.primary_metric]
+                for m in res.measurements if not m["warmup"]}
+    rounds = sorted({r for r, _ in measured})
+    assert len(rounds) == 6
+    wide = paired_compare([measured[(r, "baseline")] for r in rounds], [measured[(r, "tuned")] for r in rounds],
+                          res.direction, level=0.999)
+    assert wide["ratio"] == pytest.approx(res.improvement["ratio"])
+    lo, hi = wide["ci95"]
+    assert lo <= 1.0 <= hi, (wide, res.improvement)
     assert res.tuned_config["sysctl_changed"] == {} and res.tuned_config["sched_ext"]["state"] == "disabled"
 
 
