@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-unit test-faults soak bench calibration reference image clean local-model local-model-source gxx cli-agents
+.PHONY: setup test-tools run test test-unit test-faults soak bench calibration reference image clean local-model local-model-source gxx cli-agents
 
 setup:
 	@bash scripts/setup-host.sh
@@ -14,8 +14,13 @@ setup:
 run: setup
 	$(BIN)/schedcp run --workloads hackbench,sqlite,gzip --size smoke --repeat 5
 
+# What the tests need beyond setup, pinned (scripts/setup-test-tools.sh): Node.js 22 from
+# PyPI, Claude Code and the MCP Inspector CLI from npm into .cli-agents/, Harbor (ATIF).
+test-tools: setup
+	bash scripts/setup-test-tools.sh
+
 # The tests include a trial driven by a real local model: make local-model (30 s) first.
-test: setup local-model
+test: setup local-model test-tools
 	$(BIN)/python -m pytest -v --timeout=1800 tests
 
 # The fault-injection suite (tests/faults + the other tests marked `fault`); it is also
@@ -65,9 +70,9 @@ local-model-source: setup gxx
 gxx:
 	@command -v g++ >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q g++; }
 
-# optional: coding-agent CLIs as agents (--agent cli:claude-code), into .cli-agents/
-cli-agents:
-	npm install --no-audit --no-fund --prefix .cli-agents @anthropic-ai/claude-code
+# coding-agent CLIs as agents (--agent cli:claude-code), into .cli-agents/ (with the
+# pinned Node.js they need): the same pinned install as test-tools
+cli-agents: test-tools
 
 clean:
 	$(BIN)/schedcp sandbox cleanup || true

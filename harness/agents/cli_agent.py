@@ -49,6 +49,17 @@ def load_specs(path: Path | None = None) -> dict[str, dict]:
     return yaml.safe_load((path or SPECS_FILE).read_text()) or {}
 
 
+# `make test-tools` links a pinned Node.js 22 here (Debian 12's is 18); CLI agents run
+# with it first on PATH, so `#!/usr/bin/env node` scripts get that one
+NODE_BIN_DIR = REPO / ".cli-agents" / "bin"
+
+
+def node_path(path: str | None = None) -> str:
+    """PATH for a Node.js CLI: the pinned node first, where it is installed."""
+    path = path if path is not None else os.environ.get("PATH", "/usr/bin:/bin")
+    return f"{NODE_BIN_DIR}:{path}" if (NODE_BIN_DIR / "node").exists() else path
+
+
 def find_bin(name: str) -> str | None:
     local = REPO / ".cli-agents" / "node_modules" / ".bin" / name
     if local.is_file():
@@ -92,7 +103,7 @@ class CliAgent(Agent):
         return [self.spec.get("tool_prefix", "") + n for n in names]
 
     def env(self, home: Path) -> dict[str, str]:
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8",
+        env = {"PATH": node_path(), "HOME": str(home), "LANG": "C.UTF-8",
                "CLAUDE_CONFIG_DIR": str(home / ".config"), "XDG_CONFIG_HOME": str(home / ".config"),
                "TMPDIR": str(home / ".tmp")}
         for k in self.spec.get("env_pass", []):

@@ -50,8 +50,8 @@ def test_command_line(tmp_path):
     assert "--model" not in a.command(ctx, "u", tmp_path / "m.json")  # the CLI's own default
 
 
-@pytest.mark.skipif(find_bin("claude") is None, reason="Claude Code is not installed (make cli-agents)")
 def test_claude_code_only_reaches_the_trial_through_mcp(tmp_path, monkeypatch):
+    assert find_bin("claude"), "Claude Code is not installed: make test-tools"
     key = "sk-ant-test-" + secrets.token_hex(10)
     monkeypatch.setenv("ANTHROPIC_API_KEY", key)
     marker, marker2 = tmp_path / "host" / "PWNED", tmp_path / "host" / "written.txt"

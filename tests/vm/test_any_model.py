@@ -72,8 +72,8 @@ def test_openai_trial_malformed_calls_and_key_kept_out(backend, tmp_path, monkey
     assert "| openai | scripted-model |" in row and "| unknown | 2 |" in row, r.stdout
 
 
-@pytest.mark.skipif(find_bin("claude") is None, reason="Claude Code is not installed (make cli-agents)")
 def test_claude_code_trial_through_mcp(backend, tmp_path, monkeypatch):
+    assert find_bin("claude"), "Claude Code is not installed: make test-tools"
     monkeypatch.setenv("SCHEDCP_JOBS", str(tmp_path / "jobs"))
     key = "sk-ant-test-" + secrets.token_hex(12)
     monkeypatch.setenv("ANTHROPIC_API_KEY", key)
