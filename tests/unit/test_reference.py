@@ -1,0 +1,35 @@
+"""`make reference`'s own arithmetic (benchmarks/reference.py): the per-workload noise
+figure it publishes beside the RQ1 table, on known answers."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.models import TrialResult
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import reference  # noqa: E402
+
+
+def trial(workload: str, values: list[float], metric: str = "wall_s") -> TrialResult:
+    return TrialResult(trial_id=f"{workload}-{len(values)}-{values[0]}", workload=workload, agent="linux-default",
+                       primary_metric=metric, baseline_runs=[{metric: v} for v in values])
+
+
+def test_baseline_cv_is_the_median_over_trials_of_each_trials_cv():
+    rs = [trial("a", [1.0, 2.0, 3.0]),  # stdev 1, mean 2: 0.5
+          trial("a", [10.0, 10.0, 10.0]),  # 0
+          trial("a", [4.0, 6.0]),  # stdev sqrt(2), mean 5
+          trial("b", [100.0, 110.0], metric="ops"),
+          trial("c", [5.0])]  # one run: no CV
+    cv = reference.baseline_cv(rs)
+    assert cv["a"] == pytest.approx(2 ** 0.5 / 5)  # the median of 0, 0.283, 0.5
+    assert cv["b"] == pytest.approx((50 ** 0.5) / 105)
+    assert "c" not in cv
+
+
+def test_cv_text_marks_what_is_over_the_target():
+    assert reference._cv_text(0.036) == "3.6%"
+    assert reference._cv_text(0.0634) == "6.3% (over 5 %)"
+    assert reference._cv_text(None) == "-"
