@@ -11,9 +11,12 @@ with three agents, one job each:
 - ``optuna`` (TPE over the EEVDF knobs, ``--optuna-steps`` candidates, default 6).
 
 Resumable: each job's id names its plan (``reference-<agent>-<hash of profile,
-workloads, attempts, budget>``, kept in ``results/<profile>/jobs.json``); running it
-again with the same options continues each job (finished trials kept) and rewrites the
-report. Writes ``report.md`` (manifest header, the RQ1 table per
+workloads and what each one measures (run commands, set-up, files), attempts, budget>``,
+kept in ``results/<profile>/jobs.json``); running it again with the same options
+continues each job (finished trials kept) and rewrites the report. Workloads run one at a
+time through all three agents (quick ones first: a smoke timeout under 300 s), so every
+finished workload is a whole row. Each invocation appends its commit, start and end to
+``results/<profile>/runs.jsonl``, so a reference run across several commits says so. Writes ``report.md`` (manifest header, the RQ1 table per
 agent with verdicts and noise nulls, per-workload trial time, refusals), ``report.json``,
 ``manifest.json``, ``jobs.json`` and the plots. Prints, at the end:
 
@@ -68,6 +71,22 @@ def _cv_text(cv: float | None) -> str:
     return f"{cv:.1%}" + (" (over 5 %)" if cv > CV_TARGET else "")
 
 
+def measures(wl) -> str:
+    """A digest of what a workload measures: its run commands, set-up, warm-up and
+    repetitions, and its files except the spec and docs (notes in them change nothing)."""
+    h = hashlib.sha256(json.dumps(wl.spec.model_dump(mode="json", include={"run", "setup", "warmup_runs",
+                                                                            "repetitions", "primary"}),
+                                  sort_keys=True).encode())
+    for f in sorted(wl.files()):
+        if f.name != "workload.yaml" and f.suffix != ".md":
+            h.update(str(f.relative_to(wl.folder)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def heavy(wl) -> bool:
+    return wl.spec.timeout_s.smoke >= 300
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workloads", default="", help="comma-separated (default: every workload this host can run)")
@@ -82,7 +101,7 @@ def main() -> int:
     out = Path(a.out) / mf.profile_name(man)
     out.mkdir(parents=True, exist_ok=True)
     wanted = [w for w in a.workloads.split(",") if w] or None
-    refused, names = {}, []
+    refused, wls = {}, []
     for wl in list_workloads():
         if wanted and wl.name not in wanted:
             continue
@@ -90,13 +109,17 @@ def main() -> int:
         if why:
             refused[wl.name] = why
         else:
-            names.append(wl.name)
+            wls.append(wl)
+    names = [wl.name for wl in wls]
     jobs_file = out / "jobs.json"
     jobs = json.loads(jobs_file.read_text()) if jobs_file.is_file() else {}
     t0 = time.monotonic()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    digests = {wl.name: measures(wl) for wl in wls}
+    cfgs: list[tuple[Path, JobConfig]] = []
     for agent, attempts, budget in plan(a):
         # the job id names the plan: the same plan resumes its job, another plan gets its own
-        key = json.dumps([mf.profile_name(man), names, attempts, budget.model_dump()], sort_keys=True)
+        key = json.dumps([mf.profile_name(man), digests, attempts, budget.model_dump()], sort_keys=True)
         job_id = f"reference-{agent}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
         d = jobs_dir() / job_id
         cfg = JobConfig(job_id=job_id, workloads=names, agent=agent, attempts=attempts, parallel=1, size="smoke",
@@ -104,9 +127,17 @@ def main() -> int:
         if not (d / "job.json").is_file():
             d = create_job(cfg, be)
         jobs[agent] = job_id
-        jobs_file.write_text(json.dumps(jobs, indent=2))
+        cfgs.append((d, cfg))
         print(f"reference: {agent} ({attempts} attempt(s)) as job {job_id}", flush=True)
-        run_job(d, cfg, be, Display(a.display))
+    jobs_file.write_text(json.dumps(jobs, indent=2))
+    # one workload at a time through every agent: each finished workload is a whole row
+    for wl in sorted(wls, key=lambda w: (heavy(w), w.name)):
+        for d, cfg in cfgs:
+            run_job(d, cfg.model_copy(update={"workloads": [wl.name]}), be, Display(a.display))
+    with (out / "runs.jsonl").open("a") as f:
+        f.write(json.dumps({"started": started, "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            "commit": man.get("commit"), "dirty": man.get("dirty"),
+                            "hours": round((time.monotonic() - t0) / 3600, 3)}) + "\n")
     results = [r for j in jobs.values() for r in job_results(jobs_dir() / j)]
     (out / "manifest.json").write_text(json.dumps(man, indent=2))
     data = experiments.rq1(results)

@@ -33,3 +33,21 @@ def test_cv_text_marks_what_is_over_the_target():
     assert reference._cv_text(0.036) == "3.6%"
     assert reference._cv_text(0.0634) == "6.3% (over 5 %)"
     assert reference._cv_text(None) == "-"
+
+
+def test_the_job_id_digest_follows_what_a_workload_measures_not_its_notes(tmp_path):
+    import shutil
+
+    from harness.workload import WORKLOADS_DIR, load_workload
+
+    shutil.copytree(WORKLOADS_DIR / "sqlite", tmp_path / "sqlite")
+    spec = tmp_path / "sqlite" / "workload.yaml"
+    first = reference.measures(load_workload(str(tmp_path / "sqlite")))
+    assert 'noise: "' in spec.read_text()
+    spec.write_text(spec.read_text().replace('noise: "', 'noise: "re-measured; ', 1))
+    assert reference.measures(load_workload(str(tmp_path / "sqlite"))) == first
+    spec.write_text(spec.read_text().replace("@rows 200000", "@rows 300000"))
+    second = reference.measures(load_workload(str(tmp_path / "sqlite")))
+    assert second != first
+    (tmp_path / "sqlite" / "queries.sql").write_text("select 1;\n")
+    assert reference.measures(load_workload(str(tmp_path / "sqlite"))) not in (first, second)
