@@ -11,9 +11,11 @@ with three agents, one job each:
 - ``optuna`` (TPE over the EEVDF knobs, ``--optuna-steps`` candidates, default 6).
 
 Resumable: each job's id names its plan (``reference-<agent>-<hash of profile,
-workloads and what each one measures (run commands, set-up, files), attempts, budget>``,
-kept in ``results/<profile>/jobs.json``); running it again with the same options
-continues each job (finished trials kept) and rewrites the report. Workloads run one at a
+workloads, attempts, budget>``, kept in ``results/<profile>/jobs.json``); running it
+again with the same options continues each job (finished trials kept) and rewrites the
+report. ``results/<profile>/workloads.json`` keeps a digest of what each workload
+measures (run commands, set-up, files); a workload whose digest changed since its
+trials ran has them run again, the others are kept. Workloads run one at a
 time through all three agents (quick ones first: a smoke timeout under 300 s), so every
 finished workload is a whole row. Each invocation appends its commit, start and end to
 ``results/<profile>/runs.jsonl``, so a reference run across several commits says so. Writes ``report.md`` (manifest header, the RQ1 table per
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import statistics
 import sys
 import time
@@ -36,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import experiments, manifest as mf  # noqa: E402
-from harness.job import Display, create_job, job_results, jobs_dir, run_job  # noqa: E402
+from harness.job import Display, create_job, job_results, jobs_dir, run_job, trial_ids  # noqa: E402
 from harness.models import Budget, JobConfig  # noqa: E402
 from harness.report import plot  # noqa: E402
 from harness.workload import backend_refusal, list_workloads  # noqa: E402
@@ -83,6 +86,11 @@ def measures(wl) -> str:
     return h.hexdigest()[:12]
 
 
+def stale(before: dict[str, str], now: dict[str, str]) -> list[str]:
+    """Workloads whose recorded digest differs from what they measure now."""
+    return sorted(w for w, dig in now.items() if w in before and before[w] != dig)
+
+
 def heavy(wl) -> bool:
     return wl.spec.timeout_s.smoke >= 300
 
@@ -115,11 +123,13 @@ def main() -> int:
     jobs = json.loads(jobs_file.read_text()) if jobs_file.is_file() else {}
     t0 = time.monotonic()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    digests_file = out / "workloads.json"
     digests = {wl.name: measures(wl) for wl in wls}
+    before = json.loads(digests_file.read_text()) if digests_file.is_file() else {}
     cfgs: list[tuple[Path, JobConfig]] = []
     for agent, attempts, budget in plan(a):
         # the job id names the plan: the same plan resumes its job, another plan gets its own
-        key = json.dumps([mf.profile_name(man), digests, attempts, budget.model_dump()], sort_keys=True)
+        key = json.dumps([mf.profile_name(man), names, attempts, budget.model_dump()], sort_keys=True)
         job_id = f"reference-{agent}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
         d = jobs_dir() / job_id
         cfg = JobConfig(job_id=job_id, workloads=names, agent=agent, attempts=attempts, parallel=1, size="smoke",
@@ -130,6 +140,13 @@ def main() -> int:
         cfgs.append((d, cfg))
         print(f"reference: {agent} ({attempts} attempt(s)) as job {job_id}", flush=True)
     jobs_file.write_text(json.dumps(jobs, indent=2))
+    for w in stale(before, digests):
+        gone = [tdir for d, cfg in cfgs for tid, wl, _ in trial_ids(cfg) if wl == w and (tdir := d / tid).exists()]
+        for tdir in gone:
+            shutil.rmtree(tdir)
+        print(f"reference: {w} measures something else now ({before[w]} -> {digests[w]}): "
+              f"{len(gone)} trial(s) of it will run again", flush=True)
+    digests_file.write_text(json.dumps({**before, **digests}, indent=2, sort_keys=True))
     # one workload at a time through every agent: each finished workload is a whole row
     for wl in sorted(wls, key=lambda w: (heavy(w), w.name)):
         for d, cfg in cfgs:

@@ -51,3 +51,8 @@ def test_the_job_id_digest_follows_what_a_workload_measures_not_its_notes(tmp_pa
     assert second != first
     (tmp_path / "sqlite" / "queries.sql").write_text("select 1;\n")
     assert reference.measures(load_workload(str(tmp_path / "sqlite"))) not in (first, second)
+
+
+def test_only_workloads_whose_digest_changed_run_again():
+    assert reference.stale({"a": "1", "b": "2"}, {"a": "1", "b": "3", "c": "4"}) == ["b"]
+    assert reference.stale({}, {"a": "1"}) == []
