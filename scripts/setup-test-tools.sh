@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 log() { echo "test-tools: $*"; }
 NODE_WHEEL=22.20.0
 CLAUDE_CODE=2.1.332
-INSPECTOR=0.17.2
+INSPECTOR=2.12.0
 HARBOR=0.25.0
 PIP=.venv/bin/pip
 
