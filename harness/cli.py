@@ -3,6 +3,7 @@
 Verbs (more arrive with the harness issues):
   schedcp image build [RECIPE] [--force]     build a guest image (cached by recipe content)
   schedcp image list [--json]                built images, kernel, hashes
+  schedcp host check [--json]                is this host ready: KVM/TCG, IOMMU, GPUs, passthrough, disk
   schedcp sandbox info                       accelerator, libvirt/QEMU versions
   schedcp sandbox shell [--recipe R]         interactive shell in a fresh VM
   schedcp sandbox exec [--timeout S] -- CMD  run one command in a fresh VM
@@ -77,6 +78,17 @@ def cmd_image_list(a) -> int:
         print(f"{s['key']:40} {s['kernel']:28} {s['base_sha256'][:16]:18} {s['vmlinuz_sha256'][:16]:18} "
               f"{s['size_mib']:>6}  {s['built_at']}")
     return 0
+
+
+def cmd_host_check(a) -> int:
+    from harness import host_check
+
+    root = Path(a.root)
+    if a.root != "/" and not root.is_dir():
+        return _err(f"--root {a.root}: no such folder")
+    r = host_check.check(root, host_check.load_recorded(root) if a.root != "/" else None)
+    print(json.dumps(r.to_dict(), indent=2) if a.json else host_check.render(r))
+    return 0 if not r.problems else 1
 
 
 def cmd_sandbox_info(a) -> int:
@@ -673,6 +685,12 @@ def build_parser() -> argparse.ArgumentParser:
     ls = img.add_parser("list", help="list built images")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(fn=cmd_image_list)
+
+    hst = sub.add_parser("host", help="this host").add_subparsers(dest="verb", required=True)
+    hc = hst.add_parser("check", help="run first: KVM or TCG, IOMMU, GPUs and passthrough, libvirt/QEMU, free disk")
+    hc.add_argument("--json", action="store_true")
+    hc.add_argument("--root", default="/", help="read sysfs/procfs under ROOT (a recorded tree, with its recorded.json)")
+    hc.set_defaults(fn=cmd_host_check)
 
     sbx = sub.add_parser("sandbox", help="throw-away VMs").add_subparsers(dest="verb", required=True)
     for name, fn, hlp in (("shell", cmd_sandbox_shell, "interactive shell in a fresh VM"),
