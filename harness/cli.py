@@ -13,7 +13,7 @@ Verbs (more arrive with the harness issues):
   schedcp workloads run NAME [--size smoke|full] [--repeat N] [--json]
                                              run it in a fresh sandbox, print runs + summary
   schedcp run --workloads A,B --agent NAME [--model M] [--base-url URL] [--attempts K] [--parallel N]
-              [--size smoke|full] [--repeat R] [--display plain|jsonl] [--no-slo-hint]
+              [--size smoke|full] [--repeat R] [--display plain|jsonl] [--no-slo-hint] [--max-energy-j J]
   schedcp local-model serve [--model FILE.gguf] [--port P]
                                              an OpenAI-compatible server for the openai agent
               [--ray HEAD:PORT|auto]            trials as tasks on a Ray cluster's VM hosts
@@ -283,8 +283,13 @@ def cmd_run(a) -> int:
     names = [w.strip() for w in a.workloads.split(",") if w.strip()]
     for n in names:
         load_workload(n)  # fail before anything starts
+    energy_j = getattr(a, "max_energy_j", None)
+    if energy_j is not None:
+        why = _energy_refusal(energy_j, len(_shape(a).gpus))
+        if why:
+            return _err(why)
     budget = Budget(**{k: v for k, v in (("steps", a.max_steps), ("wall_s", a.max_wall_s),
-                                         ("cost_usd", a.max_cost)) if v is not None})
+                                         ("cost_usd", a.max_cost), ("energy_j", energy_j)) if v is not None})
     job_id, why = _new_job_id(a.job_id, agent)
     if why:
         return _err(why)
@@ -304,6 +309,16 @@ def cmd_run(a) -> int:
     display = Display(a.display)
     display("job_created", {"job": cfg.job_id, "dir": str(d), "agent": agent})
     return _run_and_report(d, cfg, be, display, runner=runner)
+
+
+def _energy_refusal(limit: float, gpus: int) -> str | None:
+    """Why ``--max-energy-j`` cannot be used for this job (None: it can): a budget with no
+    energy source to count it is refused, not ignored."""
+    from harness.energy import budget_refusal
+
+    if limit <= 0:
+        return f"--max-energy-j must be positive, not {limit:g}"
+    return budget_refusal(gpus)
 
 
 def _ray_runner(a, workloads: list[str]):
@@ -739,6 +754,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-steps", type=int, default=None)
     r.add_argument("--max-wall-s", type=float, default=None)
     r.add_argument("--max-cost", type=float, default=None)
+    r.add_argument("--max-energy-j", type=float, default=None,
+                   help="energy budget of the agent phase in J: host CPU energy (RAPL) plus the trial's GPU energy "
+                        "(NVML); refused where neither exists")
     r.add_argument("--job-id", default=None)
     r.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="run the trials on a Ray cluster (HEAD:PORT, or auto); results land here as usual")

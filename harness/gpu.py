@@ -193,6 +193,52 @@ def summarize(samples: list[dict]) -> dict:
             "energy_source": "+".join(srcs)}
 
 
+def run_figures(summary: dict) -> dict[str, float]:
+    """One run's :func:`summarize` dict as flat numbers over all its GPUs: energy_j (total),
+    power_mean_w (sum), util_mean_pct and sm_clock_mean_mhz (means), mem_peak_mib (sum of
+    peaks). A figure no GPU reported is left out."""
+    gs = summary.get("gpus") or []
+    out: dict[str, float] = {}
+    if summary.get("energy_j") is not None:
+        out["energy_j"] = summary["energy_j"]
+    for key, agg in (("power_mean_w", sum), ("util_mean_pct", _mean), ("sm_clock_mean_mhz", _mean),
+                     ("mem_peak_mib", sum)):
+        vals = [g[key] for g in gs if g.get(key) is not None]
+        if vals:
+            out[key] = round(agg(vals), 3)
+    return out
+
+
+def trial_summary(measurements: list[dict]) -> dict:
+    """A trial's measured runs (their ``gpu`` entries) -> per side (baseline, tuned) the median
+    and mean of each run figure, with the energy's source; or ``{"note": ...}``."""
+    import statistics
+
+    sides: dict[str, list[dict]] = {}
+    notes, srcs, where = set(), set(), set()
+    for m in measurements:
+        g = m.get("gpu")
+        if m.get("warmup") or not g:
+            continue
+        if "note" in g:
+            notes.add(g["note"])
+            continue
+        sides.setdefault(m["role"], []).append(run_figures(g))
+        srcs.add(g.get("energy_source") or "")
+        where.add(g.get("where", ""))
+    if not sides:
+        return {"note": "; ".join(sorted(notes)) or "no GPU samples from the measured runs"}
+    out: dict = {"where": ", ".join(sorted(w for w in where if w)), "energy_source": "+".join(sorted(s for s in srcs if s))}
+    for role, runs in sides.items():
+        keys = sorted({k for r in runs for k in r})
+        out[role] = {k: {"median": round(statistics.median([r[k] for r in runs if k in r]), 3),
+                         "mean": round(statistics.fmean([r[k] for r in runs if k in r]), 3),
+                         "n": sum(k in r for r in runs)} for k in keys}
+    if notes:
+        out["notes"] = sorted(notes)
+    return out
+
+
 class HostSampler:
     """Sample this machine's GPUs every ``interval_s`` on a thread while something runs.
 
