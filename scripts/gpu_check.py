@@ -40,7 +40,7 @@ from harness import gpu  # noqa: E402  (standard library + pynvml only)
 # what each workload's spec runs (workloads/<name>/workload.yaml `run:`; a unit test keeps
 # these equal), its primary metric, and what its GPU path needs
 PROGRAMS = {
-    "pytorch": {"run": {"smoke": "./train.py 150", "full": "./train.py 3000 256 1024"}, "primary": "steps_per_s"},
+    "pytorch": {"run": {"smoke": "./train.py 150 --gpu-steps 3000", "full": "./train.py 3000 256 1024"}, "primary": "steps_per_s"},
     "faiss": {"run": {"smoke": "./search.py 50000 300", "full": "./search.py 1000000 10000"}, "primary": "flat_qps"},
     "llama-cpp": {"run": {"smoke": "./generate.py 1 8", "full": "./generate.py 8 256"},
                   "primary": "gen_tokens_per_s"},

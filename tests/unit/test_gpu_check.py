@@ -84,3 +84,45 @@ def test_the_whole_path_with_a_stand_in_nvml_and_program(tmp_path, monkeypatch, 
     assert "| pytorch | smoke | cuda | gpu.energy_j |" in text and "gpu.util_mean_pct" in text
     assert "| vllm | - | - | skipped: not installed here |" in text
     assert f"report written to {out}" in capsys.readouterr().out
+
+
+STUB_TORCH = '''
+import os
+__version__ = "stub"
+class _T:
+    def __init__(self, *a, **k): pass
+    def __call__(self, *a, **k): return _T()
+    def __getattr__(self, n): return _T()
+    def __getitem__(self, k): return _T()
+    def __float__(self): return 0.5
+class device:
+    def __init__(self, t): self.type = t
+class cuda:
+    @staticmethod
+    def is_available(): return os.environ.get("STUB_CUDA") == "1"
+    @staticmethod
+    def synchronize(): pass
+class Generator(_T):
+    def manual_seed(self, s): return self
+class nn:
+    Sequential = Linear = ReLU = CrossEntropyLoss = _T
+class optim:
+    SGD = _T
+def set_num_threads(n): pass
+def get_num_threads(): return 1
+def manual_seed(s): pass
+def randn(*a, **k): return _T()
+def randint(*a, **k): return _T()
+'''
+
+
+@pytest.mark.parametrize("cuda,want", [("0", "steps=150 batch=64"), ("1", "steps=3000 batch=64")])
+def test_train_py_takes_gpu_steps_only_on_a_gpu(tmp_path, cuda, want):
+    """The pytorch smoke size is device-aware: --gpu-steps replaces STEPS only under CUDA
+    (a stand-in torch module; the real one is not installed on these hosts)."""
+    (tmp_path / "torch.py").write_text(STUB_TORCH)
+    p = subprocess.run([sys.executable, str(REPO / "workloads/pytorch/train.py"), "150", "--gpu-steps", "3000"],
+                       capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(tmp_path), "STUB_CUDA": cuda})
+    assert p.returncode == 0, p.stderr
+    assert want in p.stdout and ("device=cuda" if cuda == "1" else "device=cpu") in p.stdout
