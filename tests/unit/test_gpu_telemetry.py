@@ -190,3 +190,108 @@ def test_host_sampler_with_a_stand_in_nvml(monkeypatch):
     assert g["energy_source"] == gpu.ENERGY_COUNTER and g["energy_j"] == pytest.approx((g["samples"] - 1) * 0.5)
     reader = gpu.host_energy_reader()
     assert reader() - reader() == pytest.approx(-0.5)
+
+
+# -- where a GPU would be: the system_monitor tool ----------------------------------------------
+class GuestStub:
+    """A sandbox whose guest sampler answers with a recorded-shape sample sequence."""
+
+    def __init__(self, gpus=()):
+        self.backend = types.SimpleNamespace(shape=types.SimpleNamespace(gpus=gpus))
+        self.cmds = []
+
+    def run(self, cmd, timeout=60, **kw):
+        from sandbox.base import ExecResult
+
+        self.cmds.append(cmd)
+        if "touch" in cmd and "/stop" in cmd:  # the sampler's stop: its JSON line
+            return ExecResult(0, json.dumps({"samples": seq()}) + "\n", "", 0.01)
+        return ExecResult(0, "", "", 0.01)
+
+
+def _monitor(tmp_path, monkeypatch, sb):
+    from harness import tools
+    from harness.agents.base import AgentContext, Trajectory
+    from harness.limits import BudgetTracker
+    from harness.models import Budget
+    from harness.workload import load_workload
+
+    monkeypatch.setattr(tools.telemetry, "monitor", lambda sb, s: {"cpu_util_pct": 50.0})
+    monkeypatch.setattr(tools, "sched_ext_state", lambda sb: types.SimpleNamespace(state="disabled", ops=""))
+    ctx = AgentContext(sandbox=sb, workload=load_workload("pytorch"), instruction="", budget=BudgetTracker(Budget()),
+                       trajectory=Trajectory(tmp_path / "t.jsonl"), files_dir=tmp_path / "f")
+    return tools.TrialTools(ctx).t_system_monitor(1.0)
+
+
+def test_system_monitor_without_a_gpu_says_so(tmp_path, monkeypatch):
+    sb = GuestStub()
+    out = _monitor(tmp_path, monkeypatch, sb)
+    assert out["gpu"] == {"note": "no GPU passed through to this VM"} and out["cpu_util_pct"] == 50.0
+    assert sb.cmds == []  # no guest command for the GPU
+
+
+def test_system_monitor_with_a_passed_through_gpu_samples_in_the_guest(tmp_path, monkeypatch):
+    sb = GuestStub(gpus=("0000:41:00.0",))
+    g = _monitor(tmp_path, monkeypatch, sb)["gpu"]
+    assert g["where"] == "guest (unverified)" and g["energy_source"] == gpu.ENERGY_COUNTER
+    assert g["gpus"][0]["mem_peak_mib"] == 5400.0
+    assert "sampler.py until" in sb.cmds[0] and "touch" in sb.cmds[1]
+
+
+# -- where a GPU would be: each measured run of a trial, and result.json -------------------------
+class RunStub(GuestStub):
+    instance_id, meta = "i0", {}
+
+    def run(self, cmd, timeout=60, **kw):
+        from sandbox.base import ExecResult
+
+        if "train.py" in cmd:
+            self.cmds.append("bench")
+            return ExecResult(0, "device=cuda\nsteps_per_s=1000\nsamples_per_s=64000\n", "", 3.0)
+        return super().run(cmd, timeout)
+
+    def close(self, **kw):
+        pass
+
+
+class GpuBackend:
+    image = types.SimpleNamespace(key="img-test", lock=types.SimpleNamespace(profile="", features=[]))
+    shape = types.SimpleNamespace(gpus=("0000:41:00.0",), vcpus=2, memory_mib=4096)
+
+    def restore_checkpoint(self, ckpt, label):
+        return RunStub(self.shape.gpus)
+
+
+def _trial(tmp_path, backend):
+    from harness.models import TrialConfig
+    from harness.trial import Trial
+
+    cfg = TrialConfig(trial_id="pytorch__linux-default__a0", workload="pytorch", agent="linux-default", repeat=2,
+                      warmup=1)
+    t = Trial(cfg, tmp_path / "t", backend)
+    t.load()
+    t.ckpts = {"baseline": types.SimpleNamespace(state="b"), "tuned": types.SimpleNamespace(state="t")}
+    return t
+
+
+def test_a_trial_with_a_gpu_records_gpu_figures_per_run_and_per_side(tmp_path):
+    t = _trial(tmp_path, GpuBackend())
+    t.measure()
+    t.score()
+    runs = [m for m in t.res.measurements if not m["warmup"]]
+    assert len(runs) == 4 and all(m["gpu"]["energy_source"] == gpu.ENERGY_COUNTER for m in t.res.measurements)
+    g = t.res.gpu
+    assert g["where"] == "guest (unverified)" and g["energy_source"] == gpu.ENERGY_COUNTER
+    e = (116 + 300 + 310 + 305) * 0.5
+    assert g["baseline"]["energy_j"] == {"median": e, "mean": e, "n": 2} and g["tuned"]["energy_j"]["n"] == 2
+
+
+def test_a_trial_without_a_gpu_states_why_once(tmp_path):
+    class CpuBackend(GpuBackend):
+        shape = types.SimpleNamespace(gpus=(), vcpus=2, memory_mib=4096)
+
+    t = _trial(tmp_path, CpuBackend())
+    t.measure()
+    t.score()
+    assert t.res.gpu == {"note": "no GPU passed through to this trial's VMs: no GPU telemetry"}
+    assert all("gpu" not in m for m in t.res.measurements)
