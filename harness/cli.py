@@ -3,6 +3,7 @@
 Verbs (more arrive with the harness issues):
   schedcp image build [RECIPE] [--force]     build a guest image (cached by recipe content)
   schedcp image list [--json]                built images, kernel, hashes
+  schedcp host check [--json]                is this host ready: KVM/TCG, IOMMU, GPUs, passthrough, disk
   schedcp sandbox info                       accelerator, libvirt/QEMU versions
   schedcp sandbox shell [--recipe R]         interactive shell in a fresh VM
   schedcp sandbox exec [--timeout S] -- CMD  run one command in a fresh VM
@@ -12,7 +13,7 @@ Verbs (more arrive with the harness issues):
   schedcp workloads run NAME [--size smoke|full] [--repeat N] [--json]
                                              run it in a fresh sandbox, print runs + summary
   schedcp run --workloads A,B --agent NAME [--model M] [--base-url URL] [--attempts K] [--parallel N]
-              [--size smoke|full] [--repeat R] [--display plain|jsonl] [--no-slo-hint]
+              [--size smoke|full] [--repeat R] [--display plain|jsonl] [--no-slo-hint] [--max-energy-j J]
   schedcp local-model serve [--model FILE.gguf] [--port P]
                                              an OpenAI-compatible server for the openai agent
               [--ray HEAD:PORT|auto]            trials as tasks on a Ray cluster's VM hosts
@@ -77,6 +78,17 @@ def cmd_image_list(a) -> int:
         print(f"{s['key']:40} {s['kernel']:28} {s['base_sha256'][:16]:18} {s['vmlinuz_sha256'][:16]:18} "
               f"{s['size_mib']:>6}  {s['built_at']}")
     return 0
+
+
+def cmd_host_check(a) -> int:
+    from harness import host_check
+
+    root = Path(a.root)
+    if a.root != "/" and not root.is_dir():
+        return _err(f"--root {a.root}: no such folder")
+    r = host_check.check(root, host_check.load_recorded(root) if a.root != "/" else None)
+    print(json.dumps(r.to_dict(), indent=2) if a.json else host_check.render(r))
+    return 0 if not r.problems else 1
 
 
 def cmd_sandbox_info(a) -> int:
@@ -271,8 +283,13 @@ def cmd_run(a) -> int:
     names = [w.strip() for w in a.workloads.split(",") if w.strip()]
     for n in names:
         load_workload(n)  # fail before anything starts
+    energy_j = getattr(a, "max_energy_j", None)
+    if energy_j is not None:
+        why = _energy_refusal(energy_j, len(_shape(a).gpus))
+        if why:
+            return _err(why)
     budget = Budget(**{k: v for k, v in (("steps", a.max_steps), ("wall_s", a.max_wall_s),
-                                         ("cost_usd", a.max_cost)) if v is not None})
+                                         ("cost_usd", a.max_cost), ("energy_j", energy_j)) if v is not None})
     job_id, why = _new_job_id(a.job_id, agent)
     if why:
         return _err(why)
@@ -292,6 +309,16 @@ def cmd_run(a) -> int:
     display = Display(a.display)
     display("job_created", {"job": cfg.job_id, "dir": str(d), "agent": agent})
     return _run_and_report(d, cfg, be, display, runner=runner)
+
+
+def _energy_refusal(limit: float, gpus: int) -> str | None:
+    """Why ``--max-energy-j`` cannot be used for this job (None: it can): a budget with no
+    energy source to count it is refused, not ignored."""
+    from harness.energy import budget_refusal
+
+    if limit <= 0:
+        return f"--max-energy-j must be positive, not {limit:g}"
+    return budget_refusal(gpus)
 
 
 def _ray_runner(a, workloads: list[str]):
@@ -674,6 +701,12 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(fn=cmd_image_list)
 
+    hst = sub.add_parser("host", help="this host").add_subparsers(dest="verb", required=True)
+    hc = hst.add_parser("check", help="run first: KVM or TCG, IOMMU, GPUs and passthrough, libvirt/QEMU, free disk")
+    hc.add_argument("--json", action="store_true")
+    hc.add_argument("--root", default="/", help="read sysfs/procfs under ROOT (a recorded tree, with its recorded.json)")
+    hc.set_defaults(fn=cmd_host_check)
+
     sbx = sub.add_parser("sandbox", help="throw-away VMs").add_subparsers(dest="verb", required=True)
     for name, fn, hlp in (("shell", cmd_sandbox_shell, "interactive shell in a fresh VM"),
                           ("exec", cmd_sandbox_exec, "run one command in a fresh VM")):
@@ -721,6 +754,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-steps", type=int, default=None)
     r.add_argument("--max-wall-s", type=float, default=None)
     r.add_argument("--max-cost", type=float, default=None)
+    r.add_argument("--max-energy-j", type=float, default=None,
+                   help="energy budget of the agent phase in J: host CPU energy (RAPL) plus the trial's GPU energy "
+                        "(NVML); refused where neither exists")
     r.add_argument("--job-id", default=None)
     r.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="run the trials on a Ray cluster (HEAD:PORT, or auto); results land here as usual")

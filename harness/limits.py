@@ -30,15 +30,30 @@ def price(model: str | None) -> dict | None:
 
 
 class BudgetTracker:
-    def __init__(self, budget: Budget, model: str | None = None):
+    def __init__(self, budget: Budget, model: str | None = None, energy=None):
         self.budget, self.model = budget, model
         self.usage = Usage()
         self.t0 = time.monotonic()
+        self.energy = energy  # a harness.energy.EnergyMeter, or None (no energy measured)
 
     def start(self) -> None:
         """Start the wall-time budget (and ``usage.wall_s``) now: when the agent starts,
-        not when the trial's VMs are being prepared."""
+        not when the trial's VMs are being prepared; the energy meter too."""
         self.t0 = time.monotonic()
+        if self.energy is not None:
+            self.energy.start()
+
+    def read_energy(self) -> float | None:
+        """Put the energy used since :meth:`start` into ``usage`` (each figure with its
+        source, or a note why there is none); returns the total (CPU + GPU), None when none."""
+        u, m = self.usage, self.energy
+        if m is None:
+            u.energy_note = u.energy_note or "energy not measured"
+            return None
+        used, src, notes = m.read(), m.sources, m.notes
+        u.energy_j, u.energy_source, u.energy_note = used["cpu"], src.get("cpu", ""), notes.get("cpu", "")
+        u.gpu_energy_j, u.gpu_energy_source, u.gpu_energy_note = used["gpu"], src.get("gpu", ""), notes.get("gpu", "")
+        return m.total(used)
 
     def add_call(self, input_tokens: int, output_tokens: int) -> None:
         self.usage.steps += 1
@@ -74,3 +89,7 @@ class BudgetTracker:
                                    ("cost_usd", u.cost_usd, b.cost_usd), ("wall_s", u.wall_s, b.wall_s)):
             if value is not None and value >= limit:
                 raise LimitExceeded(kind, value, limit)
+        if b.energy_j is not None:  # read only when budgeted: a guest GPU's counter costs a command
+            used = self.read_energy()
+            if used is not None and used >= b.energy_j:
+                raise LimitExceeded("energy_j", used, b.energy_j)

@@ -31,6 +31,8 @@ class Budget(BaseModel):
     output_tokens: int = 200_000
     wall_s: float = 1800.0
     cost_usd: float = 5.0
+    # J of the agent phase, CPU (host RAPL) plus GPU (NVML) energy; None: no energy budget
+    energy_j: float | None = None
 
 
 class _TrialKey(BaseModel):
@@ -72,8 +74,14 @@ class Usage(BaseModel):
     wall_s: float = 0.0
     guest_cpu_s: float | None = None
     host_cpu_s: float | None = None  # CPU time of the agent's thread on the host (tuners' own compute)
-    energy_j: float | None = None
+    # energy of the agent phase, each figure with its source (harness/energy.py); None with a note
+    # saying why there is no figure, never 0
+    energy_j: float | None = None  # CPU: the host's RAPL package counters (the whole host)
+    energy_source: str = ""  # rapl_package
     energy_note: str = ""
+    gpu_energy_j: float | None = None  # GPU: NVML's total-energy counter of the trial's GPUs
+    gpu_energy_source: str = ""  # nvml_total_energy_counter
+    gpu_energy_note: str = ""
 
 
 class MetricStats(BaseModel):
@@ -119,6 +127,9 @@ class TrialResult(_TrialKey):
     # tool calls the harness could not run as asked: arguments that are not a JSON object,
     # a tool that was not offered (each is answered with an error and logged)
     malformed_tool_calls: int = 0
+    # GPU telemetry of the measured runs (harness/gpu.py): {"note": why there is none}, or
+    # where it was sampled and per side the summary of each run's figures (energy_j with its source)
+    gpu: dict = Field(default_factory=dict)
 
 
 class JobConfig(BaseModel):

@@ -33,7 +33,7 @@ from sandbox.guest import (SCX_BIN, SchedulerError, list_schedulers, sched_ext_s
 from sandbox.scx import verify as scx_verify
 
 from . import goal as goal_mod
-from . import guest_state, telemetry
+from . import gpu, guest_state, telemetry
 from .agents.base import AgentContext
 from .limits import LimitExceeded
 
@@ -78,7 +78,9 @@ SPECS: dict[str, dict] = {
     "system_monitor": {"description": "Observe the VM for `seconds` (default 2): CPU use, run-queue length, "
                        "context switches per second, mean run-queue wait per scheduling (from /proc/schedstat), "
                        "wakeup scheduling-latency percentiles p50/p90/p99/max in us (an in-kernel histogram), "
-                       "the busiest processes; with latency_histogram=true also BCC runqlat's histogram.",
+                       "the busiest processes, and GPU utilisation, peak memory, power, energy, SM clock and "
+                       "throttle reasons when the VM has a GPU (else why not); with latency_histogram=true also "
+                       "BCC runqlat's histogram.",
                        "schema": _obj({"seconds": _N, "latency_histogram": {"type": "boolean"}})},
     "declare_goal": {"description": "State the optimization goal you inferred before you tune anything: the metric "
                      "(as the application reports it), the direction (lower or higher is better) and why.",
@@ -282,10 +284,16 @@ class TrialTools:
     def t_system_monitor(self, seconds: float = 2.0, latency_histogram: bool = False) -> dict:
         s = max(0.5, min(float(seconds), 30.0))
         sb = self.ctx.sandbox
+        # NVML in the guest over the same interval, when the VM has GPUs passed through (unverified)
+        has_gpu = bool(getattr(getattr(getattr(sb, "backend", None), "shape", None), "gpus", ()))
+        sampler = gpu.GuestSampler(sb).start() if has_gpu else None
         try:
             out = telemetry.monitor(sb, s)
         except telemetry.TelemetryError as e:
             return {"error": str(e)}
+        finally:
+            g = sampler.stop() if sampler is not None else {"note": "no GPU passed through to this VM"}
+        out["gpu"] = g
         st = sched_ext_state(sb)
         out["sched_ext"] = {"state": st.state, "ops": st.ops}
         if latency_histogram:

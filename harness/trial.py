@@ -38,7 +38,7 @@ from typing import Callable
 from sandbox.base import GuestCrashed, SandboxError
 from sandbox.guest import sched_ext_dmesg, sched_ext_state
 
-from . import bench, guest_state, scoring
+from . import bench, energy, gpu, guest_state, scoring
 from .agents import AgentContext, Trajectory, make_agent
 from .agents.base import AgentInfraError
 from .limits import BudgetTracker, LimitExceeded
@@ -56,14 +56,6 @@ def _write_json(path: Path, data: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(data)
     os.replace(tmp, path)
-
-
-def _energy_counter() -> tuple[float | None, str]:
-    p = Path("/sys/class/powercap/intel-rapl:0/energy_uj")
-    try:
-        return int(p.read_text()) / 1e6, ""
-    except OSError as e:
-        return None, f"RAPL not available on this host ({p}: {e.strerror or e})"
 
 
 class TrialEnded(Exception):
@@ -142,6 +134,8 @@ class Trial:
         if why:
             raise WorkloadSkipped(why)
         self.res.primary_metric, self.res.direction = self.wl.spec.primary.metric, self.wl.spec.primary.direction
+        if not self.backend.shape.gpus:  # one stated reason, never zeros
+            self.res.gpu = {"note": "no GPU passed through to this trial's VMs: no GPU telemetry"}
 
     def reset(self) -> None:
         cfg = self.cfg
@@ -191,7 +185,7 @@ class Trial:
                            trial_run_output=self._trial_run_output,
                            slo_hint=cfg.slo_hint, interface=cfg.interface, trial_dir=self.dir)
         cpu0, hcpu0 = tuned.qemu_cpu_s(), time.thread_time()
-        e0, enote = _energy_counter()
+        tracker.energy = energy.EnergyMeter.for_trial(tuned, len(self.backend.shape.gpus))
         tracker.start()
         t0 = time.monotonic()
         try:
@@ -212,10 +206,9 @@ class Trial:
             u = tracker.usage
             u.wall_s = round(time.monotonic() - t0, 3)
             u.host_cpu_s = round(time.thread_time() - hcpu0, 3)
-            cpu1, (e1, _) = tuned.qemu_cpu_s(), _energy_counter()
+            cpu1 = tuned.qemu_cpu_s()
             u.guest_cpu_s = round(cpu1 - cpu0, 3) if cpu0 is not None and cpu1 is not None else None
-            u.energy_j = round(e1 - e0, 3) if e0 is not None and e1 is not None else None
-            u.energy_note = enote
+            tracker.read_energy()  # CPU and GPU energy of the agent phase, each with its source
             res.files_written = ctx.files_written
             tools = ctx.notes.get("tools")
             res.tool_calls = tools.calls if tools is not None else 0
@@ -265,6 +258,8 @@ class Trial:
                 self._check_scheduler(sb, "after the restore")
             for w in range(warmup + 1):
                 warm = w < warmup
+                # with GPUs passed through: NVML sampled in the guest during the run (unverified)
+                sampler = gpu.GuestSampler(sb).start() if self.backend.shape.gpus else None
                 try:
                     r = bench.run_once(sb, self.wl, self.cfg.size, index=rnd, warmup=warm)
                 except WorkloadError as e:
@@ -275,6 +270,8 @@ class Trial:
                 rec = {"round": rnd, "role": role, "warmup": warm, "state": str(ckpt.state),
                        "instance": sb.instance_id, "restore_s": sb.meta.get("restore_s"),
                        "metrics": r.metrics, "duration_s": round(r.duration_s, 4)}
+                if sampler is not None:
+                    rec["gpu"] = sampler.stop()
                 self.res.measurements.append(rec)
                 self.traj.log("measure", **rec)
                 self.events("measure", {"trial": self.cfg.trial_id, "role": role, "index": rnd, "warmup": warm,
@@ -327,6 +324,8 @@ class Trial:
         # the absolute part of an SLO applies to the baseline too; the relative part is by
         # definition met by it
         res.slo = {**slo, "baseline_met": slo_met(bmed, bmed, d, spec.slo.absolute, None), "slo": spec.slo.model_dump()}
+        if self.backend.shape.gpus:
+            res.gpu = gpu.trial_summary(res.measurements)
 
     def finish(self, t_trial: float) -> None:
         res = self.res

@@ -48,7 +48,13 @@ def qemu_binary() -> str:
 
 @functools.lru_cache(maxsize=1)
 def detect_accel() -> str:
-    """'kvm' when KVM can run a guest on this host, else 'tcg'.
+    """'kvm' when KVM can run a guest on this host, else 'tcg' (see :func:`accel_detail`)."""
+    return accel_detail()[0]
+
+
+@functools.lru_cache(maxsize=1)
+def accel_detail() -> tuple[str, str]:
+    """The accelerator ('kvm' or 'tcg') and why, in a few words.
 
     SCHEDCP_ACCEL=kvm|tcg overrides. /dev/kvm alone is not enough (some hosts expose a
     paravirtual KVM that cannot boot ordinary guests): the CPU must advertise vmx/svm
@@ -56,15 +62,15 @@ def detect_accel() -> str:
     """
     forced = os.environ.get("SCHEDCP_ACCEL")
     if forced in ("kvm", "tcg"):
-        return forced
+        return forced, f"forced by SCHEDCP_ACCEL={forced}"
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "tcg"
+        return "tcg", "/dev/kvm missing or not read-writable"
     try:
         flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return "tcg"
+    except OSError as e:
+        return "tcg", f"/proc/cpuinfo unreadable ({e})"
     if " vmx" not in flags and " svm" not in flags:
-        return "tcg"
+        return "tcg", "/dev/kvm exists but the CPU advertises no vmx/svm (a paravirtual KVM that cannot boot guests)"
     try:
         r = subprocess.run(
             [qemu_binary(), "-accel", "kvm", "-machine", "q35", "-nodefaults", "-display", "none",
@@ -72,9 +78,11 @@ def detect_accel() -> str:
             input='{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n',
             capture_output=True, text=True, timeout=20,
         )
-        return "kvm" if r.returncode == 0 else "tcg"
-    except (OSError, subprocess.TimeoutExpired):
-        return "tcg"
+        if r.returncode == 0:
+            return "kvm", "QEMU starts with -accel kvm"
+        return "tcg", f"QEMU refused -accel kvm: {(r.stderr.strip().splitlines() or ['exit %d' % r.returncode])[-1]}"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return "tcg", f"QEMU could not be probed with -accel kvm ({e})"
 
 
 def qemu_user() -> tuple[int, int]:
