@@ -146,7 +146,7 @@ class SystemMonitorResult(BaseModel):
     runqueue_len_mean: float
     runq_wait_us_per_sched: float
     loadavg: list[str]
-    ncpu: int
+    ncpu: int | None
     wakeup_lat_p50_us: int | None = None
     wakeup_lat_p90_us: int | None = None
     wakeup_lat_p99_us: int | None = None

@@ -81,7 +81,27 @@ def test_every_tool_of_the_table_has_a_result_model():
     for name, spec in SPECS.items():
         assert spec["result"].model_json_schema()["type"] == "object", name
     # the verifier's verdict and its result model have the same fields
-    assert set(SPECS["create_and_verify_scheduler"]["result"].model_fields) == set(Verdict("ok", "x").to_dict())
+    verdict = Verdict("compile_error", "x", stage="compile", error="clang: error", timings_s={"build": 1.5})
+    model = SPECS["create_and_verify_scheduler"]["result"]
+    assert set(model.model_fields) == set(verdict.to_dict())
+    model.model_validate(verdict.to_dict())
+
+
+def test_the_monitor_output_fits_its_model():
+    """The guest monitor's JSON (harness/telemetry.py's MONITOR prints it; here as it
+    printed on a guest), with and without the latency histogram."""
+    base = {"interval_s": 2.0, "cpu_util_pct": 97.5, "ctx_switches_per_s": 51234.5, "runqueue_len_mean": 3.12,
+            "runq_wait_us_per_sched": 41.07, "loadavg": ["1.52", "0.61", "0.22"], "ncpu": 2,
+            "top": ["    PID COMMAND         %CPU NLWP", "    812 hackbench       45.0    1"],
+            "sched_ext": {"state": "enabled", "ops": "simple"}}
+    lat = {"wakeup_lat_p50_us": 12, "wakeup_lat_p90_us": 80, "wakeup_lat_p99_us": 950, "wakeup_lat_max_us": 4100,
+           "wakeup_lat_samples": 20133, "wakeup_lat_dropped": 0}
+    none = {"wakeup_lat_p50_us": None, "wakeup_lat_p90_us": None, "wakeup_lat_p99_us": None,
+            "wakeup_lat_max_us": None, "wakeup_lat_samples": 0, "wakeup_lat_dropped": 0}
+    model = SPECS["system_monitor"]["result"]
+    for out in (base | lat, base | none, base | {"wakeup_lat_error": "no scheduling-latency histogram: x"},
+                base | lat | {"runqlat": "usecs : count"}):
+        model.model_validate(out)
 
 
 def test_results_are_structured_content_with_a_text_rendering(tmp_path):
