@@ -30,7 +30,7 @@ import re
 import shlex
 import threading
 import time
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -185,6 +185,9 @@ class ToolOutcome:
     is_error: bool = False
 
 
+# per tool: ``description`` and ``schema`` (its arguments, a JSON schema), ``result`` (the
+# model of what it returns) and optionally ``text`` (the agent's text of a result, when not
+# :func:`_readable_json` of it)
 SPECS: dict[str, dict] = {
     "bash": {"description": "Run a bash command as root in the VM. Returns exit code, stdout, stderr. Commands are "
              "killed at `timeout` seconds (default 120). Start long-running processes with setsid -f.",
@@ -233,9 +236,6 @@ SPECS: dict[str, dict] = {
                "schema": _obj({"summary": _S}), "result": FinishResult,
                "text": lambda d: _readable_json(d["report"]) if d.get("report") is not None else "finished"},
 }
-# per tool: ``description`` and ``schema`` (its arguments, a JSON schema), ``result`` (the
-# model of what it returns) and optionally ``text`` (the agent's text of a result, when not
-# :func:`_readable_json` of it)
 
 BASH_TOOLS = ["bash", "write_file", "run_workload", "finish"]
 MCP_TOOLS = ["list_schedulers", "start_scheduler", "stop_scheduler", "scheduler_status", "create_and_verify_scheduler",

@@ -115,8 +115,9 @@ def test_results_are_structured_content_with_a_text_rendering(tmp_path):
         ("scheduler_status", {}),
         ("run_workload", {}),
     ])
-    assert ls.structured_content == {"prebuilt": ["scx_central", "scx_simple"], "custom": ["fifo"],
-                                     "hint": "prebuilt binaries in /opt/schedcp/scx/bin, sources in /opt/schedcp/scx/src"}
+    assert ls.structured_content == {
+        "prebuilt": ["scx_central", "scx_simple"], "custom": ["fifo"],
+        "hint": "prebuilt binaries in /opt/schedcp/scx/bin, sources in /opt/schedcp/scx/src"}
     assert get.structured_content == {"name": "kernel.sched_autogroup_enabled", "value": "1"}
     assert prefix.structured_content == {"values": {"kernel.sched_autogroup_enabled": "1",
                                                     "kernel.sched_cfs_bandwidth_slice_us": "5000"}}
