@@ -247,8 +247,9 @@ MAX_CHANGES = 100  # changes recorded before a declaration (the count is kept be
 
 # -- the text of a result ----------------------------------------------------------------------
 # Numbers a person (or a model) reads: ratios to 3 significant digits, p-values to 2,
-# seconds (keys ending in _s but not per_s, and what a *_s dict holds) to the millisecond,
-# other fractions to 4; whole parts are never rounded away, integers stay as they are.
+# seconds (keys ending in _s but not per_s, and what a *_s dict holds) to the millisecond
+# (4 significant digits below 1 s), other fractions to 4; whole parts are never rounded
+# away, integers stay as they are.
 # Structured content keeps full precision. (Private until the project has one shared
 # number formatter.)
 _RATIO_KEYS = {"ratio", "best", "mean", "null95", "ci95", "best_ci95", "average", "average_no_outliers",
@@ -262,10 +263,10 @@ def _seconds(key: str) -> bool:
 def _text_number(x: float, key: str) -> float | int:
     if x == 0 or not math.isfinite(x):
         return x
-    if _seconds(key):
-        return round(x, 3)
     sig = 2 if key in ("p", "p_value") or key.endswith("_p") else 3 if key in _RATIO_KEYS or "ratio" in key else 4
     digits = sig - 1 - math.floor(math.log10(abs(x)))
+    if _seconds(key):  # the millisecond, or 4 significant digits of a shorter time
+        digits = max(digits, 3)
     return round(x) if digits <= 0 else round(x, digits)
 
 

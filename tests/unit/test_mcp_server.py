@@ -198,6 +198,7 @@ def test_finish_returns_the_measured_report_to_a_waiting_client(tmp_path):
 @pytest.mark.parametrize("key,x,want", [
     ("ratio", 2.8529999999999998, 2.85), ("best_ci95", 1.0049999, 1.0), ("p_value", 0.076522500475059, 0.077),
     ("best_p", 0.00012345, 0.00012), ("elapsed_s", 1.2345678, 1.235), ("wall_s", 1234.56789, 1234.568),
+    ("query_s", 0.0123456, 0.01235),
     ("cpu_util_pct", 45.67891, 45.68), ("ctx_switches_per_s", 123456.78, 123457), ("x", 0.000123456, 0.0001235),
     ("x", -3.14159, -3.142), ("x", 0.0, 0.0)])
 def test_text_numbers(key, x, want):
@@ -205,7 +206,7 @@ def test_text_numbers(key, x, want):
 
 
 def test_text_numbers_keep_integers_and_round_what_a_seconds_dict_holds():
-    got = _text_numbers({"timings_s": {"build": 1.23456, "load": 0.0004}, "loadavg": ["0.52"], "ncpu": 4,
+    got = _text_numbers({"timings_s": {"build": 1.23456, "load": 0.00041234}, "loadavg": ["0.52"], "ncpu": 4,
                          "ok": True, "ci95": [0.98765, 1.23456]})
-    assert got == {"timings_s": {"build": 1.235, "load": 0.0}, "loadavg": ["0.52"], "ncpu": 4, "ok": True,
+    assert got == {"timings_s": {"build": 1.235, "load": 0.0004123}, "loadavg": ["0.52"], "ncpu": 4, "ok": True,
                    "ci95": [0.988, 1.23]}
