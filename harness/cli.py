@@ -512,7 +512,7 @@ def cmd_mcp_serve(a) -> int:
             from harness.job import job_results
             from harness.report import render
 
-            sess["report"]["text"] = render(job_results(d), "json")
+            sess["report"]["data"] = json.loads(render(job_results(d), "json"))
             sess["hold"].set()
             if not sess["gone"].is_set():  # a client that went away waits for no answer
                 sess["thread"].join(timeout=30)

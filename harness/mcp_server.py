@@ -6,6 +6,12 @@ Transports: ``stdio`` (the client starts ``schedcp mcp serve --transport stdio``
 the ``claude`` agent with ``--interface mcp`` and any external client connect to its
 URL). Each tool call is logged to the trial's trajectory by TrialTools, so a trial
 driven by any MCP client is recorded and measured the same way.
+
+Every tool declares an outputSchema (its result model in :data:`harness.tools.SPECS`) and
+answers with structured content (a JSON object, full precision) plus a text block that
+renders it (compact JSON with readable numbers: what the bash interface's agent reads
+too). A tool's own failure (refused, bad input, a guest error) is a text-only result with
+isError set.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ from __future__ import annotations
 import inspect
 import socket
 import threading
-from typing import Callable
+from typing import Annotated, Callable
 
 import anyio
 from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult, TextContent
 
 from .tools import MCP_TOOLS, SPECS, TrialTools
 
@@ -29,14 +36,21 @@ _TYPES = {"string": str, "number": float, "boolean": bool}
 
 
 def _make_tool(tools: TrialTools, name: str):
-    """An async function whose signature mirrors the tool's JSON schema in SPECS, so the
-    SDK derives the same schema the bash interface uses; the call runs in a thread."""
+    """An async function whose signature mirrors the tool's argument schema in SPECS, so
+    the SDK derives the same input schema the bash interface uses, and whose return
+    annotation names the tool's result model, so the SDK publishes it as the outputSchema
+    and checks each result against it. The call runs in a thread and returns the result as
+    structured content plus its text (:func:`harness.tools.result_text`); an error result
+    is text only, with isError set."""
     schema = SPECS[name]["schema"]
     required = set(schema["required"])
+    returns = Annotated[CallToolResult, SPECS[name]["result"]]
 
-    async def fn(**kwargs) -> str:
+    async def fn(**kwargs) -> CallToolResult:
         args = {k: v for k, v in kwargs.items() if v is not None}
-        return await anyio.to_thread.run_sync(tools.call, name, args)
+        r = await anyio.to_thread.run_sync(tools.call_result, name, args)
+        return CallToolResult(content=[TextContent(type="text", text=r.text)], structured_content=r.data,
+                              is_error=r.is_error)
 
     params, ann = [], {}
     for p, sch in schema["properties"].items():
@@ -45,8 +59,8 @@ def _make_tool(tools: TrialTools, name: str):
         params.append(inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY, annotation=t,
                                         default=inspect.Parameter.empty if p in required else None))
         ann[p] = t
-    fn.__signature__ = inspect.Signature(params, return_annotation=str)
-    fn.__annotations__ = ann | {"return": str}
+    fn.__signature__ = inspect.Signature(params, return_annotation=returns)
+    fn.__annotations__ = ann | {"return": returns}
     fn.__name__ = fn.__qualname__ = name
     return fn
 

@@ -15,22 +15,30 @@ what the program printed and its elapsed time, not the workload's named metrics.
 
 The ``bash`` interface of the ``claude`` agent offers :data:`BASH_TOOLS`; the MCP
 server (``harness/mcp_server.py``) offers :data:`MCP_TOOLS`.
-Tool descriptions and JSON schemas live in :data:`SPECS`, shared by both.
+Tool descriptions, argument schemas and result models live in :data:`SPECS`, shared by
+both: a tool returns a result its model validates (the MCP server's structured content and
+outputSchema), and the agent reads the same text of it on either interface
+(:func:`result_text`: compact JSON, numbers to a few significant digits).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import shlex
 import threading
 import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
 
 from sandbox.base import GuestCrashed, SandboxError
 from sandbox.guest import (SCX_BIN, SchedulerError, list_schedulers, sched_ext_state, scheduler_log,
                            start_scheduler, stop_scheduler)
 from sandbox.scx import verify as scx_verify
+from sandbox.scx.verify import OUTCOMES
 
 from . import goal as goal_mod
 from . import gpu, guest_state, telemetry
@@ -45,24 +53,163 @@ def _obj(props: dict, required: tuple = ()) -> dict:
     return {"type": "object", "properties": props, "required": list(required)}
 
 
+# -- results: one model per tool ---------------------------------------------------------------
+# What each tool returns, for every interface. The MCP server publishes a model's JSON
+# schema as the tool's outputSchema and sends the result as structured content (full
+# precision); the agent reads the text of :func:`result_text`, the same result as compact
+# JSON with a few significant digits, on either interface. A tool's own failure (refused,
+# bad input, a guest error) is an error result instead (:class:`ToolFailed`): text only.
+
+
+class BashResult(BaseModel):
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+    truncated: bool = Field(description="the output was cut to the last 64 KiB")
+
+
+class WriteFileResult(BaseModel):
+    wrote: str = Field(description="the guest path written")
+
+
+class RunWorkloadResult(BaseModel):
+    """With the goal given: the workload's named metrics. Without it: the program's own
+    run (exit code, elapsed seconds, what it printed)."""
+
+    metrics: dict[str, float] | None = Field(None, description="the workload's metrics, by name")
+    exit_code: int | None = None
+    elapsed_s: float | None = None
+    output: str | None = Field(None, description="what the program printed (its last 6000 characters)")
+    output_truncated: bool | None = None
+    error: str | None = Field(None, description="the run timed out or failed")
+
+
+class ListSchedulersResult(BaseModel):
+    prebuilt: list[str]
+    custom: list[str] = Field(description="schedulers built with create_and_verify_scheduler")
+    hint: str
+
+
+class SchedulerStateResult(BaseModel):
+    state: str = Field(description="sched_ext state: enabled, disabled, enabling, disabling")
+    ops: str = Field(description="the attached scheduler's ops name ('' when none)")
+
+
+class StopSchedulerResult(BaseModel):
+    state: str
+
+
+class SchedulerStatusResult(SchedulerStateResult):
+    loader_pid: str | None
+    log_tail: str
+
+
+class VerifyResult(BaseModel):
+    """How building, loading and stress-testing the scheduler went (sandbox.scx.verify's
+    Verdict); ok: the outcome is ok."""
+
+    outcome: Literal[OUTCOMES]
+    name: str
+    stage: str
+    error: str = Field(description="the compiler's, verifier's, loader's or kernel's text, verbatim")
+    ops: str
+    state: str
+    kernel_reason: str
+    dmesg: str
+    loaded: bool = Field(description="left attached")
+    timings_s: dict[str, float]
+    ok: bool
+
+
+class SysctlGetResult(BaseModel):
+    """One sysctl (name, value) or, for a prefix ending in '.', values (name to value)."""
+
+    name: str | None = None
+    value: str | None = None
+    values: dict[str, str] | None = None
+
+
+class SysctlSetResult(BaseModel):
+    name: str
+    old: str
+    new: str
+
+
+class SystemMonitorResult(BaseModel):
+    """What the VM did over the interval (harness/telemetry.py defines each field);
+    wakeup_lat_*: scheduling latency of wakeups in microseconds."""
+
+    interval_s: float
+    cpu_util_pct: float
+    ctx_switches_per_s: float
+    runqueue_len_mean: float
+    runq_wait_us_per_sched: float
+    loadavg: list[str]
+    ncpu: int | None
+    wakeup_lat_p50_us: int | None = None
+    wakeup_lat_p90_us: int | None = None
+    wakeup_lat_p99_us: int | None = None
+    wakeup_lat_max_us: int | None = None
+    wakeup_lat_samples: int | None = None
+    wakeup_lat_dropped: int | None = None
+    wakeup_lat_error: str | None = None
+    top: list[str] | None = Field(None, description="ps lines of the busiest processes")
+    sched_ext: SchedulerStateResult
+    runqlat: str | None = Field(None, description="BCC runqlat's histogram (latency_histogram=true)")
+    gpu: dict[str, Any] | None = Field(None, description="GPU telemetry over the interval (harness/gpu.py), "
+                                       "or {note: why there is none}")
+
+
+class DeclareGoalResult(BaseModel):
+    recorded: bool
+
+
+class FinishResult(BaseModel):
+    finished: bool
+    report: dict[str, Any] | None = Field(None, description="the trial's measured result (`schedcp report` JSON), "
+                                          "for a stdio client of `schedcp mcp serve`")
+
+
+class ToolFailed(Exception):
+    """A tool's own failure, for the agent to read: an error result whose text is
+    ``{"error": message, **details}``."""
+
+    def __init__(self, message: str, **details):
+        super().__init__(message)
+        self.details = {"error": message, **details}
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolOutcome:
+    text: str  # what the agent reads, whatever the interface
+    data: dict | None  # the structured result (validated by its model); None for an error
+    is_error: bool = False
+
+
+# per tool: ``description`` and ``schema`` (its arguments, a JSON schema), ``result`` (the
+# model of what it returns) and optionally ``text`` (the agent's text of a result, when not
+# :func:`_readable_json` of it)
 SPECS: dict[str, dict] = {
     "bash": {"description": "Run a bash command as root in the VM. Returns exit code, stdout, stderr. Commands are "
              "killed at `timeout` seconds (default 120). Start long-running processes with setsid -f.",
-             "schema": _obj({"command": _S, "timeout": _N}, ("command",))},
+             "schema": _obj({"command": _S, "timeout": _N}, ("command",)), "result": BashResult},
     "write_file": {"description": "Write a text file in the VM (e.g. a scheduler's .bpf.c source).",
-                   "schema": _obj({"path": _S, "content": _S}, ("path", "content"))},
+                   "schema": _obj({"path": _S, "content": _S}, ("path", "content")), "result": WriteFileResult,
+                   "text": lambda d: f"wrote {d['wrote']}"},
     "run_workload": {"description": "Run the application's benchmark once with the current configuration, as the "
                      "harness runs it, and return its result: its metrics when you were given the goal, else what "
-                     "the program printed and its elapsed time.", "schema": _obj({})},
+                     "the program printed and its elapsed time.", "schema": _obj({}), "result": RunWorkloadResult},
     "list_schedulers": {"description": "The prebuilt sched_ext schedulers (the kernel's tools/sched_ext examples) "
-                        "and the ones you built with create_and_verify_scheduler.", "schema": _obj({})},
+                        "and the ones you built with create_and_verify_scheduler.", "schema": _obj({}),
+                        "result": ListSchedulersResult},
     "start_scheduler": {"description": "Start a scheduler by name (from list_schedulers) with optional command-line "
                         "arguments; waits until sched_ext reports it enabled. Stops the current one first.",
-                        "schema": _obj({"name": _S, "args": _S}, ("name",))},
+                        "schema": _obj({"name": _S, "args": _S}, ("name",)), "result": SchedulerStateResult},
     "stop_scheduler": {"description": "Stop the attached sched_ext scheduler (back to the kernel's default, EEVDF).",
-                       "schema": _obj({})},
+                       "schema": _obj({}), "result": StopSchedulerResult},
     "scheduler_status": {"description": "sched_ext state, the attached scheduler's ops name, and the tail of its log.",
-                         "schema": _obj({})},
+                         "schema": _obj({}), "result": SchedulerStatusResult},
     "create_and_verify_scheduler": {
         "description": "Compile a sched_ext scheduler from BPF C source in the VM (clang-22, libbpf, the image's "
         "vmlinux.h; write it like /opt/schedcp/scx/src/scx_simple.bpf.c: SCX_OPS_DEFINE(<x>_ops, ...) and "
@@ -70,24 +217,28 @@ SPECS: dict[str, dict] = {
         "enabled with its ops, run a short CPU stress under it, and unload it on any failure. Returns the "
         "outcome (ok, invalid_source, compile_error, verifier_rejected, load_failed, ejected, ...) with the "
         "compiler's, verifier's or kernel's message verbatim. On ok it stays attached unless keep_loaded=false.",
-        "schema": _obj({"name": _S, "source": _S, "keep_loaded": {"type": "boolean"}}, ("name", "source"))},
+        "schema": _obj({"name": _S, "source": _S, "keep_loaded": {"type": "boolean"}}, ("name", "source")),
+        "result": VerifyResult},
     "sysctl_get": {"description": "Read a sysctl (e.g. kernel.sched_autogroup_enabled) or all matching a prefix "
-                   "ending in '.' (e.g. 'kernel.sched_').", "schema": _obj({"name": _S}, ("name",))},
+                   "ending in '.' (e.g. 'kernel.sched_').", "schema": _obj({"name": _S}, ("name",)),
+                   "result": SysctlGetResult},
     "sysctl_set": {"description": "Set a sysctl (sysctl -w name=value); returns the old and new value.",
-                   "schema": _obj({"name": _S, "value": _S}, ("name", "value"))},
+                   "schema": _obj({"name": _S, "value": _S}, ("name", "value")), "result": SysctlSetResult},
     "system_monitor": {"description": "Observe the VM for `seconds` (default 2): CPU use, run-queue length, "
                        "context switches per second, mean run-queue wait per scheduling (from /proc/schedstat), "
                        "wakeup scheduling-latency percentiles p50/p90/p99/max in us (an in-kernel histogram), "
                        "the busiest processes, and GPU utilisation, peak memory, power, energy, SM clock and "
                        "throttle reasons when the VM has a GPU (else why not); with latency_histogram=true also "
                        "BCC runqlat's histogram.",
-                       "schema": _obj({"seconds": _N, "latency_histogram": {"type": "boolean"}})},
+                       "schema": _obj({"seconds": _N, "latency_histogram": {"type": "boolean"}}),
+                       "result": SystemMonitorResult},
     "declare_goal": {"description": "State the optimization goal you inferred before you tune anything: the metric "
                      "(as the application reports it), the direction (lower or higher is better) and why.",
                      "schema": _obj({"metric": _S, "direction": {"type": "string", "enum": ["lower", "higher"]},
-                                     "rationale": _S}, ("metric", "direction"))},
+                                     "rationale": _S}, ("metric", "direction")), "result": DeclareGoalResult},
     "finish": {"description": "Stop: the current configuration is your final answer.",
-               "schema": _obj({"summary": _S})},
+               "schema": _obj({"summary": _S}), "result": FinishResult,
+               "text": lambda d: _readable_json(d["report"]) if d.get("report") is not None else "finished"},
 }
 
 BASH_TOOLS = ["bash", "write_file", "run_workload", "finish"]
@@ -98,6 +249,51 @@ TUNING = {"write_file", "start_scheduler", "create_and_verify_scheduler", "sysct
 _SYSCTL = re.compile(r"[a-z0-9_][a-z0-9_.\-/]*")
 MAX_CHANGES = 100  # changes recorded before a declaration (the count is kept beyond)
 
+# -- the text of a result ----------------------------------------------------------------------
+# Numbers a person (or a model) reads: ratios to 3 significant digits, p-values to 2,
+# seconds (keys ending in _s but not per_s, and what a *_s dict holds) to the millisecond
+# (4 significant digits below 1 s), other fractions to 4; whole parts are never rounded
+# away, integers stay as they are.
+# Structured content keeps full precision. (Private until the project has one shared
+# number formatter.)
+_RATIO_KEYS = {"ratio", "best", "mean", "null95", "ci95", "best_ci95", "average", "average_no_outliers",
+               "average_mean_of_k"}
+
+
+def _seconds(key: str) -> bool:
+    return key.endswith("_s") and not key.endswith("per_s")
+
+
+def _text_number(x: float, key: str) -> float | int:
+    if x == 0 or not math.isfinite(x):
+        return x
+    sig = 2 if key in ("p", "p_value") or key.endswith("_p") else 3 if key in _RATIO_KEYS or "ratio" in key else 4
+    digits = sig - 1 - math.floor(math.log10(abs(x)))
+    if _seconds(key):  # the millisecond, or 4 significant digits of a shorter time
+        digits = max(digits, 3)
+    return round(x) if digits <= 0 else round(x, digits)
+
+
+def _text_numbers(v, key: str = ""):
+    """``v`` with each float rounded for reading (:func:`_text_number`, by its key)."""
+    if isinstance(v, float):
+        return _text_number(v, key)
+    if isinstance(v, dict):
+        return {k: _text_numbers(x, key if _seconds(key) else str(k)) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_text_numbers(x, key) for x in v]
+    return v
+
+
+def _readable_json(data) -> str:
+    """``data`` as compact JSON with readable numbers: what the agent reads of a result."""
+    return json.dumps(_text_numbers(data), default=str)
+
+
+def result_text(name: str, data: dict) -> str:
+    """The text of tool ``name``'s result ``data``, for the agent and text-only clients."""
+    text = SPECS[name].get("text")
+    return text(data) if text else _readable_json(data)
 
 
 class TrialTools:
@@ -127,9 +323,14 @@ class TrialTools:
 
     # -- dispatch --------------------------------------------------------------------
     def call(self, name: str, args: dict | None = None, call_id: str = "") -> str:
-        """Run tool ``name`` and return its result as text (JSON for structured results).
-        Bad input comes back as an error text for the agent; a dead guest or an exhausted
-        budget raise, so the trial ends with the right failure kind."""
+        """Run tool ``name`` and return the text of its result (:meth:`call_result`)."""
+        return self.call_result(name, args, call_id).text
+
+    def call_result(self, name: str, args: dict | None = None, call_id: str = "") -> ToolOutcome:
+        """Run tool ``name``: its result (validated by its model in :data:`SPECS`) and that
+        result's text, or an error result for the agent to read (refused, bad input, a
+        guest error; text only). A dead guest or an exhausted budget raise, so the trial
+        ends with the right failure kind."""
         args = dict(args or {})
         with self._lock:
             if self.count_steps:
@@ -139,7 +340,7 @@ class TrialTools:
                     self.limit = e
                     self.finished.set()
                     self.ctx.trajectory.log("limit", kind=e.kind, message=str(e))
-                    return f"refused: {e}; the episode is over"
+                    return ToolOutcome(f"refused: {e}; the episode is over", None, is_error=True)
                 self.ctx.budget.add_step()
             watching = self._watch and self.goal is None
             if watching and self._state is None:  # the guest as it was before the first call
@@ -150,21 +351,27 @@ class TrialTools:
             self.ctx.trajectory.log("tool_call", id=call_id, name=name, input=args)
             t = time.monotonic()
             try:
-                out = self._dispatch(name, args)
+                out = self._dispatch(name, args)  # a result dict, or the text of an error
             except (LimitExceeded, GuestCrashed):
                 raise
+            except ToolFailed as e:
+                out = json.dumps(e.details, default=str)
             except (KeyError, TypeError, ValueError) as e:
                 self.malformed += 1
                 out = f"bad tool input for {name}: {e}"
             except (SchedulerError, SandboxError) as e:
                 out = f"error: {e}"
-            text = out if isinstance(out, str) else json.dumps(out, default=str)
-            self.ctx.trajectory.log("tool_result", id=call_id, name=name, output=text[:20000],
-                                    duration_s=round(time.monotonic() - t, 4))
+            if isinstance(out, str):
+                res = ToolOutcome(out, None, is_error=True)
+            else:  # a result outside its model is a bug of the harness: it raises
+                SPECS[name]["result"].model_validate(out)
+                res = ToolOutcome(result_text(name, out), out)
+            self.ctx.trajectory.log("tool_result", id=call_id, name=name, output=res.text[:20000],
+                                    is_error=res.is_error, duration_s=round(time.monotonic() - t, 4))
             if watching and name not in ("declare_goal", "finish"):
                 # what this call changed; a run of the application writes its own files
                 self._observe(name, absorb_files=name == "run_workload")
-            return text
+            return res
 
     # -- goal inference: changes before the declaration --------------------------------
     def _observe(self, tool: str, first: bool = False, absorb_files: bool = False) -> None:
@@ -210,15 +417,17 @@ class TrialTools:
         r = self.ctx.run(str(command), timeout=float(timeout))
         return {k: r[k] for k in ("returncode", "stdout", "stderr", "timed_out", "truncated")}
 
-    def t_write_file(self, path: str, content: str) -> str:
+    def t_write_file(self, path: str, content: str) -> dict:
         self.ctx.write_file(str(path), str(content))
-        return f"wrote {path}"
+        return {"wrote": path}
 
     def t_run_workload(self) -> dict:
-        if not self.require_goal:
-            return self.ctx.trial_run()
-        # the goal is hidden: the program's own output, not the harness's named metrics
-        return self.ctx.trial_run_output()
+        if self.require_goal:  # the goal is hidden: the program's own output, not the harness's named metrics
+            return self.ctx.trial_run_output()
+        m = self.ctx.trial_run()
+        if "error" in m:
+            raise ToolFailed(m["error"])
+        return {"metrics": m}
 
     def t_list_schedulers(self) -> dict:
         sb = self.ctx.sandbox
@@ -260,24 +469,26 @@ class TrialTools:
 
     def t_sysctl_get(self, name: str) -> dict:
         if not _SYSCTL.fullmatch(name):
-            return {"error": f"not a sysctl name: {name!r}"}
+            raise ToolFailed(f"not a sysctl name: {name!r}")
         if name.endswith("."):
             r = self.ctx.sandbox.run(f"sysctl -a 2>/dev/null | grep -F {shlex.quote(name)} | head -n 200", timeout=30)
             return {"values": dict(l.split(" = ", 1) for l in r.stdout.splitlines() if " = " in l)}
         r = self.ctx.sandbox.run(f"sysctl -n {shlex.quote(name)}", timeout=30)
-        return {"name": name, "value": r.stdout.strip()} if r.success else {"error": r.stderr.strip()}
+        if not r.success:
+            raise ToolFailed(r.stderr.strip())
+        return {"name": name, "value": r.stdout.strip()}
 
     def t_sysctl_set(self, name: str, value: str) -> dict:
         if not _SYSCTL.fullmatch(name) or name.endswith("."):
-            return {"error": f"not a sysctl name: {name!r}"}
+            raise ToolFailed(f"not a sysctl name: {name!r}")
         sb = self.ctx.sandbox
         old = sb.run(f"sysctl -n {shlex.quote(name)}", timeout=30)
         if not old.success:
-            return {"error": old.stderr.strip()}
+            raise ToolFailed(old.stderr.strip())
         r = sb.run(f"sysctl -w {shlex.quote(f'{name}={value}')}", timeout=30)
         self.ctx.trajectory.log("command", cmd=f"sysctl -w {name}={value}", **r.to_dict())
         if not r.success:
-            return {"error": r.stderr.strip(), "old": old.stdout.strip()}
+            raise ToolFailed(r.stderr.strip(), old=old.stdout.strip())
         new = sb.run(f"sysctl -n {shlex.quote(name)}", timeout=30).stdout.strip()
         return {"name": name, "old": old.stdout.strip(), "new": new}
 
@@ -290,7 +501,7 @@ class TrialTools:
         try:
             out = telemetry.monitor(sb, s)
         except telemetry.TelemetryError as e:
-            return {"error": str(e)}
+            raise ToolFailed(str(e)) from None
         finally:
             g = sampler.stop() if sampler is not None else {"note": "no GPU passed through to this VM"}
         out["gpu"] = g
@@ -303,7 +514,7 @@ class TrialTools:
 
     def t_declare_goal(self, metric: str, direction: str, rationale: str = "") -> dict:
         if self.goal is not None:
-            return {"error": "a goal was already declared", "declared": self.goal["declared"]}
+            raise ToolFailed("a goal was already declared", declared=self.goal["declared"])
         spec = self.ctx.workload.spec
         sc = goal_mod.score(str(metric), str(direction), spec.goal, [m.name for m in spec.metrics])
         changes = list(self.changes_before_declare)
@@ -323,12 +534,12 @@ class TrialTools:
         self.ctx.trajectory.log("goal", **self.goal)
         return {"recorded": True}  # the agent is not told whether it was right
 
-    def t_finish(self, summary: str = "") -> str:
+    def t_finish(self, summary: str = "") -> dict:
         self.finished.set()
         if self.finish_hold is not None:
             self.finish_hold.wait(timeout=4 * 3600)
-            return self.finish_report.get("text", "finished")
-        return "finished"
+            return {"finished": True, "report": self.finish_report.get("data")}
+        return {"finished": True}
 
 
 def _installed_files(ctx: AgentContext) -> frozenset[str]:

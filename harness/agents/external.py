@@ -47,10 +47,11 @@ class ExternalAgent(Agent):
                  stdio_session: dict | None = None):
         """``stdio_session``: shared with the caller (``schedcp mcp serve``). The stdio
         transport fills it with ``thread`` (the server's) and ``hold``/``report``: the
-        caller sets ``report["text"]`` and then ``hold`` once the trial is measured, and the
-        client's pending ``finish`` call returns that text. Either transport reads
-        ``gone`` (an Event; set by the caller on SIGTERM, with ``gone_reason``) and sets it
-        itself when the stdio client closes the session before ``finish``."""
+        caller sets ``report["data"]`` (the report as a JSON object) and then ``hold`` once
+        the trial is measured, and the client's pending ``finish`` call returns it. Either
+        transport reads ``gone`` (an Event; set by the caller on SIGTERM, with
+        ``gone_reason``) and sets it itself when the stdio client closes the session before
+        ``finish``."""
         if transport not in ("http", "stdio"):
             raise ValueError(f"transport must be http or stdio, not {transport!r}")
         self.transport, self.port, self.stdio_fds = transport, port, stdio_fds

@@ -85,6 +85,11 @@ def test_claude_code_only_reaches_the_trial_through_mcp(tmp_path, monkeypatch):
     calls = [e["name"] for e in ev if e["type"] == "tool_call"]
     assert calls == ["sysctl_set", "finish"]
     assert "sysctl -w kernel.sched_autogroup_enabled=0" in sb.cmds
+    # Claude Code hands its model a result's structured content as JSON (not its text block:
+    # finish's text is "finished")
+    seen = [json.loads(r["content"]) for r in results if r["tool_use_id"].startswith("toolu_mcp__schedcp__")]
+    assert [set(x) for x in seen] == [{"name", "old", "new"}, {"finished"}], seen
+    assert seen[0]["name"] == "kernel.sched_autogroup_enabled" and seen[1] == {"finished": True}
     # the model saw only the MCP tools, and the main turns were the scripted ones
     offered = {t["name"] for r in srv.requests if main(r["body"]) for t in r["body"]["tools"]}
     assert offered and all(n.startswith("mcp__schedcp__") for n in offered)

@@ -95,7 +95,7 @@ def test_sdk_client_disconnect_before_finish_ends_the_trial(tmp_path):
     async def session():
         async with Client(serve_params(job, tmp_path / "jobs"), read_timeout_seconds=900) as c:
             r = await c.call_tool("scheduler_status", {})
-            out["status"] = json.loads("\n".join(x.text for x in r.content))
+            out["status"] = r.structured_content
             out["live"] = running_domains(job)
         out["closed"] = time.monotonic()
 

@@ -115,13 +115,14 @@ def test_mcp_stdio_session_creates_and_verifies_schedulers(tmp_path):
         async with Client(params, read_timeout_seconds=900) as c:
             out["tools"] = {t.name for t in (await c.list_tools()).tools}
 
-            async def call(name, args):
+            async def call(name, args):  # the result's structured content (its outputSchema's object)
                 r = await c.call_tool(name, args)
-                return "\n".join(x.text for x in r.content)
+                assert not r.is_error and isinstance(r.structured_content, dict), (name, r.content)
+                return r.structured_content
 
-            out["bad"] = json.loads(await call("create_and_verify_scheduler", {"name": "broken", "source": broken}))
-            out["good"] = json.loads(await call("create_and_verify_scheduler", {"name": "fifo", "source": fifo}))
-            out["status"] = json.loads(await call("scheduler_status", {}))
+            out["bad"] = await call("create_and_verify_scheduler", {"name": "broken", "source": broken})
+            out["good"] = await call("create_and_verify_scheduler", {"name": "fifo", "source": fifo})
+            out["status"] = await call("scheduler_status", {})
             out["finish"] = await call("finish", {"summary": "fifo"})
         return out
 
@@ -132,7 +133,8 @@ def test_mcp_stdio_session_creates_and_verifies_schedulers(tmp_path):
     assert out["good"]["outcome"] == "ok" and out["good"]["loaded"] and out["good"]["ops"] == "fifo"
     assert out["status"]["state"] == "enabled" and out["status"]["ops"] == "fifo"
     # finish answered with the measured result of the trial
-    report = json.loads(out["finish"])
+    assert out["finish"]["finished"] is True
+    report = out["finish"]["report"]
     assert report["workloads"][0]["workload"] == "hackbench" and report["workloads"][0]["best"] > 0
     (res,) = job_results(tmp_path / "jobs" / "mcp-stdio")
     assert res.agent == "external" and res.interface == "mcp" and res.status == "done", res.failure
