@@ -256,3 +256,83 @@ def test_run_atif_flag_reaches_every_trial():
     assert build_parser().parse_args(["run", "--workloads", "sqlite"]).atif is False
     cfg = JobConfig(job_id="j", workloads=["sqlite"], agent="scx-search", atif=True)
     assert trial_config(cfg, "sqlite__scx-search__a0", "sqlite", 0).atif is True
+
+
+def test_bandit_tuner(tmp_path, monkeypatch):
+    """A classic tuner's own records (candidate, bandit, tuner_summary), from the real
+    tuner on test_gym's stub guest, its trial runs logged as the trial logs them."""
+    from harness.agents import make_agent
+    from harness.agents.base import AgentContext, Trajectory
+    from harness.limits import BudgetTracker
+    from harness.models import Budget, TrialResult
+    from harness.workload import load_workload
+    from tests.unit.test_gym import StubGuest
+
+    guest = StubGuest(monkeypatch, lambda cfg: 3.0 if cfg.scheduler == "scx_simple" else 5.0)
+    tdir = tmp_path / "job" / "hackbench__bandit__a0"
+    tdir.mkdir(parents=True)
+    traj = Trajectory(tdir / "trajectory.jsonl")
+
+    def trial_run():  # as Trial._trial_run logs it
+        m = guest.trial_run()
+        traj.log("trial_run", metrics=m, duration_s=0.5)
+        return m
+
+    traj.log("phase", phase="agent")
+    traj.log("instruction", text="tune hackbench")
+    ctx = AgentContext(sandbox=None, workload=load_workload("hackbench"), instruction="tune hackbench",
+                       files_dir=tdir / "files", budget=BudgetTracker(Budget(steps=6)), trajectory=traj,
+                       trial_run=trial_run)
+    make_agent("bandit").run(ctx)
+    traj.log("phase", phase="measure")
+    res = TrialResult(trial_id=tdir.name, workload="hackbench", agent="bandit", usage=ctx.budget.usage,
+                      improvement={"ratio": 1.6, "ci95": [1.5, 1.7]}, verdict="improved")
+    (tdir / "result.json").write_text(res.model_dump_json())
+    data = exported(tdir, tmp_path / "out")
+    check_outcome(data, tdir)
+    recs = records(tdir)
+    cands = [r for r in recs if r["type"] == "candidate"]
+    steps = data["steps"]
+    cand_steps = [s for s in steps if "candidate" in s.get("extra", {})]
+    assert len(cands) == len(cand_steps) == 6
+    assert [s["extra"]["candidate"]["label"] for s in cand_steps] == [c["label"] for c in cands]
+    assert all(s["message"].startswith(f"candidate {c['label']}") for s, c in zip(cand_steps, cands))
+    # each candidate's run is its tool call; the bandit's state rides along
+    assert all([c["function_name"] for c in s["tool_calls"]] == ["run_workload"] for s in cand_steps)
+    assert all("bandit" in s["extra"] for s in cand_steps if s["extra"]["candidate"]["score"] is not None)
+    assert any(s["source"] == "system" and "limit" in s["message"] for s in steps)  # the spent step budget
+    assert steps[-1]["message"].startswith("bandit: keeping sched:scx_simple")
+    assert data["extra"]["tuner_summary"]["best_label"] == "sched:scx_simple"
+    assert all(s["llm_call_count"] == 0 for s in steps if s["source"] == "agent")
+
+
+def test_external_mcp_client(tmp_path):
+    """An external MCP client: the harness sees its tool calls, not its model; each call
+    (as the MCP server makes it: TrialTools.call without an id) is one step."""
+    from harness.agents.base import AgentContext, Trajectory
+    from harness.limits import BudgetTracker
+    from harness.models import Budget, TrialResult
+    from harness.tools import TrialTools
+    from harness.workload import load_workload
+    from tests.unit.test_chat_agents import StubSandbox
+
+    tdir = tmp_path / "job" / "hackbench__external__a0"
+    tdir.mkdir(parents=True)
+    traj = Trajectory(tdir / "trajectory.jsonl")
+    traj.log("phase", phase="agent")
+    ctx = AgentContext(sandbox=StubSandbox(), workload=load_workload("hackbench"), instruction="",
+                       files_dir=tdir / "files", budget=BudgetTracker(Budget()), trajectory=traj,
+                       trial_run=lambda: {"wall_s": 2.0})
+    tools = TrialTools(ctx, count_steps=True)
+    outs = [tools.call("sysctl_get", {"name": "kernel.sched_autogroup_enabled"}), tools.call("run_workload", {}),
+            tools.call("finish", {"summary": "ok"})]
+    res = TrialResult(trial_id=tdir.name, workload="hackbench", agent="external", usage=ctx.budget.usage,
+                      tool_calls=tools.calls)
+    (tdir / "result.json").write_text(res.model_dump_json())
+    data = exported(tdir, tmp_path / "out")
+    check_outcome(data, tdir)
+    steps = data["steps"]
+    assert [s["source"] for s in steps] == ["agent"] * 3 and not any("metrics" in s for s in steps)
+    assert [c["function_name"] for c in calls(data)] == ["sysctl_get", "run_workload", "finish"]
+    assert len({c["tool_call_id"] for c in calls(data)}) == 3
+    assert [r["content"] for r in results(data).values()] == outs
