@@ -121,7 +121,7 @@ class _Converter:
         self.results: dict[int, list[dict]] = {}  # step index -> its observation results, in call order
         self.calls: dict[str, dict] = {}  # tool call id -> its observation result
         self.open: dict | None = None  # the result of the call the harness is running
-        self.pending: list[tuple[dict, dict, float]] = []  # a tuner's actions since its last step
+        self.pending: list[tuple[dict, str, float | None]] = []  # a tuner's actions since its last step
         self.cli_msgs: dict[str, int] = {}  # a CLI's message id -> step index
         self.cli_unmatched: list[tuple[str, str]] = []  # (tool name without prefix, call id) not yet run
         self.cli_prefix = ""
@@ -299,7 +299,9 @@ class _Converter:
                 cached = int(u.get("cache_read_input_tokens") or 0)
                 prompt = int(u.get("input_tokens") or 0) + cached + int(u.get("cache_creation_input_tokens") or 0)
                 out = int(u.get("output_tokens") or 0)
-                metrics = {"prompt_tokens": prompt, "cached_tokens": cached, **({"completion_tokens": out} if out else {})}
+                metrics = {"prompt_tokens": prompt, "cached_tokens": cached}
+                if out:  # Claude Code's events carry the first usage: output tokens only in the totals
+                    metrics["completion_tokens"] = out
                 i = self.cli_msgs[mid] = self._step("agent", "", t, model_name=msg.get("model") or self.model,
                                                     llm_call_count=1, metrics=metrics,
                                                     extra={"message_id": mid})

@@ -839,7 +839,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a reference results folder (results/<profile-name>): side by side, profiles compared")
     rp.set_defaults(fn=cmd_report)
 
-    xp = sub.add_parser("export", help="a job's trials as ATIF trajectories (Harbor's Agent Trajectory Interchange Format)")
+    xp = sub.add_parser("export", help="a job's trials as ATIF trajectories (Harbor's trajectory format)")
     xp.add_argument("job_id")
     xp.add_argument("--trial", default=None, help="only this trial (its folder name)")
     xp.add_argument("--format", choices=["atif"], required=True)

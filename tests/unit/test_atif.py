@@ -110,8 +110,8 @@ def test_claude_trial(tmp_path):
     assert json.loads(run["content"]) == {"wall_s": 3.173} and run["extra"]["events"][0]["type"] == "trial_run"
     # per-step metrics add up to the trial's usage; cost from prices.yaml
     p = price("claude-sonnet-4-6")
-    assert [s["metrics"] for s in agent] == [{"prompt_tokens": 1200, "completion_tokens": 80,
-                                              "cost_usd": pytest.approx((1200 * p["input"] + 80 * p["output"]) / 1e6)}] * 6
+    cost = pytest.approx((1200 * p["input"] + 80 * p["output"]) / 1e6)
+    assert [s["metrics"] for s in agent] == [{"prompt_tokens": 1200, "completion_tokens": 80, "cost_usd": cost}] * 6
     assert sum(s["metrics"]["cost_usd"] for s in agent) == pytest.approx(data["final_metrics"]["total_cost_usd"])
     assert data["extra"]["files_written"] == ["/root/notes.txt"]
     assert [t["function"]["name"] for t in data["agent"]["tool_definitions"]] == ["bash", "write_file",
