@@ -8,8 +8,8 @@ the output with Harbor's own models and validator). The steps, for every agent k
 - LLM agents (``claude``, ``openai``): one ``agent`` step per model reply (its text,
   ``thinking`` as ``reasoning_content``, its tool calls, one observation result per call
   holding the text the model got back, and per-step ``metrics``: tokens from the API's
-  usage, cost from ``harness/prices.yaml``; a malformed call is answered by its error); a
-  harness reminder (a nudge) is a ``user`` step;
+  usage, cost from ``harness/prices.yaml``; a malformed call is answered by its error, the
+  reason the harness recorded); a harness reminder (a nudge) is a ``user`` step;
 - CLI agents (``cli:NAME``): one ``agent`` step per model reply of the CLI's own
   transcript (the ``cli_event`` records; one message id is one step, whatever the number
   of events it came in), observations from the CLI's tool results (what the model saw),
