@@ -231,7 +231,8 @@ class _Converter:
             self.root_extra.setdefault("cli", {})[kind] = data
         elif kind in _SYSTEM:
             self._flush("", None)
-            text = step_text(rec) if kind != "traceback" else "traceback:\n" + rec.get("text", "")
+            text = ("traceback:\n" + rec.get("text", "") if kind == "traceback"
+                    else rec.get("text") if kind == "note" else step_text(rec))
             self._step("system", text or f"{kind} {json.dumps(data, default=str)}", t, extra={"record": data})
 
     def _assistant(self, rec: dict, t: float | None) -> None:

@@ -336,3 +336,51 @@ def test_external_mcp_client(tmp_path):
     assert [c["function_name"] for c in calls(data)] == ["sysctl_get", "run_workload", "finish"]
     assert len({c["tool_call_id"] for c in calls(data)}) == 3
     assert [r["content"] for r in results(data).values()] == outs
+
+
+def test_openai_nudge_and_malformed_call(tmp_path, monkeypatch):
+    """The openai agent on a scripted server (the real SDK and loop): a reply without a tool
+    call is nudged (a user step), a call with broken JSON is answered by its error, and a
+    model without a price has no cost."""
+    from harness.agents import make_agent
+    from harness.agents.base import AgentContext, Trajectory
+    from harness.limits import BudgetTracker
+    from harness.models import Budget, TrialResult
+    from harness.workload import load_workload
+    from tests.fake_openai import FakeOpenAI, tool_calls
+    from tests.unit.test_chat_agents import StubSandbox
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    tdir = tmp_path / "job" / "sqlite__openai__a0"
+    tdir.mkdir(parents=True)
+    traj = Trajectory(tdir / "trajectory.jsonl")
+    traj.log("phase", phase="agent")
+    traj.log("instruction", text="tune sqlite")
+    ctx = AgentContext(sandbox=StubSandbox(), workload=load_workload("sqlite"), instruction="tune sqlite",
+                       files_dir=tdir / "files", budget=BudgetTracker(Budget(), "local-model"), trajectory=traj,
+                       model="local-model", trial_run=lambda: {"wall_s": 2.0})
+    srv = FakeOpenAI([tool_calls(text="I would tune the scheduler."), tool_calls(("bash", '{"command": "uname -r"')),
+                      tool_calls(("run_workload", "")), tool_calls(("finish", {"summary": "ok"}))])
+    try:
+        make_agent("openai", base_url=srv.url, nudges=1).run(ctx)
+    finally:
+        srv.close()
+    res = TrialResult(trial_id=tdir.name, workload="sqlite", agent="openai", model="local-model",
+                      usage=ctx.budget.usage, malformed_tool_calls=ctx.notes["malformed_tool_calls"])
+    (tdir / "result.json").write_text(res.model_dump_json())
+    data = exported(tdir, tmp_path / "out")
+    check_outcome(data, tdir)
+    steps = data["steps"]
+    assert [s["source"] for s in steps] == ["user", "system", "agent", "user", "agent", "agent", "agent"]
+    assert "cannot be enforced" in steps[1]["message"]  # the harness's note: no price for this model
+    steps = steps[1:]
+    assert steps[1]["message"] == "I would tune the scheduler." and "tool_calls" not in steps[1]
+    assert steps[2]["message"].startswith("You called no tool") and steps[2]["extra"]["from"] == "harness"
+    broken = steps[3]["tool_calls"][0]
+    assert broken["function_name"] == "bash" and broken["arguments"] == {"_unparsed_arguments": '{"command": "uname -r"'}
+    answer = results(data)[broken["tool_call_id"]]
+    assert answer["content"].startswith("error: malformed tool call (arguments are not valid JSON")
+    assert json.loads(results(data)[steps[4]["tool_calls"][0]["tool_call_id"]]["content"]) == {"wall_s": 2.0}
+    assert all(s["metrics"] == {"prompt_tokens": 900, "completion_tokens": 60} for s in steps if s["source"] == "agent")
+    assert "total_cost_usd" not in data["final_metrics"]  # unknown, not zero
+    assert data["final_metrics"]["extra"]["malformed_tool_calls"] == 1
