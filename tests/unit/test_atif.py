@@ -377,7 +377,8 @@ def test_openai_nudge_and_malformed_call(tmp_path, monkeypatch):
     assert steps[1]["message"] == "I would tune the scheduler." and "tool_calls" not in steps[1]
     assert steps[2]["message"].startswith("You called no tool") and steps[2]["extra"]["from"] == "harness"
     broken = steps[3]["tool_calls"][0]
-    assert broken["function_name"] == "bash" and broken["arguments"] == {"_unparsed_arguments": '{"command": "uname -r"'}
+    assert broken["function_name"] == "bash"
+    assert broken["arguments"] == {"_unparsed_arguments": '{"command": "uname -r"'}
     answer = results(data)[broken["tool_call_id"]]
     assert answer["content"].startswith("error: malformed tool call (arguments are not valid JSON")
     assert json.loads(results(data)[steps[4]["tool_calls"][0]["tool_call_id"]]["content"]) == {"wall_s": 2.0}
