@@ -13,7 +13,7 @@ Verbs (more arrive with the harness issues):
   schedcp workloads run NAME [--size smoke|full] [--repeat N] [--json]
                                              run it in a fresh sandbox, print runs + summary
   schedcp run --workloads A,B --agent NAME [--model M] [--base-url URL] [--attempts K] [--parallel N]
-              [--size smoke|full] [--repeat R] [--display plain|jsonl] [--no-slo-hint] [--max-energy-j J]
+              [--size smoke|full] [--repeat R] [--display plain|jsonl] [--no-slo-hint] [--max-energy-j J] [--atif]
   schedcp local-model serve [--model FILE.gguf] [--port P]
                                              an OpenAI-compatible server for the openai agent
               [--ray HEAD:PORT|auto]            trials as tasks on a Ray cluster's VM hosts
@@ -21,6 +21,8 @@ Verbs (more arrive with the harness issues):
                                              check this VM host and join the Ray cluster
   schedcp jobs list | schedcp jobs resume JOB [--ray ADDRESS] | schedcp jobs stop JOB
   schedcp report JOB [--format md|csv|json]
+  schedcp export JOB [--trial T] --format atif [--out DIR]
+                                             one ATIF trajectory per trial (default: beside its trajectory.jsonl)
   schedcp agents                             every agent, one line each
 
 Bad input (an unknown job, a job id in use, --repeat 0, an image other than a resumed
@@ -303,7 +305,7 @@ def cmd_run(a) -> int:
                     repeat=a.repeat,
                     slo_hint=not a.no_slo_hint, budget=budget,
                     interface="mcp" if agent.startswith("cli:") else a.interface,
-                    base_url=getattr(a, "base_url", None))
+                    base_url=getattr(a, "base_url", None), atif=a.atif)
     be = runner.job_facts if runner else _backend(a)
     d = create_job(cfg, be, vm=vm)
     display = Display(a.display)
@@ -665,6 +667,25 @@ def cmd_report(a) -> int:
     return 0
 
 
+def cmd_export(a) -> int:
+    from harness.atif import write_trial
+    from harness.job import load_job
+
+    d, _ = load_job(a.job_id)
+    trials = sorted(p for p in d.iterdir() if p.is_dir() and (a.trial is None or p.name == a.trial))
+    if a.trial is not None and not trials:
+        return _err(f"no trial {a.trial!r} in job {a.job_id!r}")
+    out = Path(a.out) if a.out else None
+    written = 0
+    for t in trials:
+        if not (t / "result.json").is_file():
+            print(f"schedcp: {t.name}: no result.json (not finished): not exported", file=sys.stderr)
+            continue
+        print(write_trial(t, out))
+        written += 1
+    return 0 if written else 1
+
+
 def cmd_agents(a) -> int:
     from harness.agents import list_agents
 
@@ -749,6 +770,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measured runs per side (default: each workload spec's repetitions for the size)")
     r.add_argument("--display", choices=["plain", "jsonl"], default="plain")
     r.add_argument("--no-slo-hint", action="store_true", help="hide the goal: the agent must declare_goal (RQ2)")
+    r.add_argument("--atif", action="store_true",
+                   help="also write each trial's ATIF trajectory (trajectory.atif.json) when it ends")
     r.add_argument("--interface", choices=["bash", "mcp"], default="bash",
                    help="claude: bash tools, or only the trial's MCP tools through a real MCP session (RQ3)")
     r.add_argument("--max-steps", type=int, default=None)
@@ -851,6 +874,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--against", metavar="DIR", default=None,
                     help="a reference results folder (results/<profile-name>): side by side, profiles compared")
     rp.set_defaults(fn=cmd_report)
+
+    xp = sub.add_parser("export", help="a job's trials as ATIF trajectories (Harbor's trajectory format)")
+    xp.add_argument("job_id")
+    xp.add_argument("--trial", default=None, help="only this trial (its folder name)")
+    xp.add_argument("--format", choices=["atif"], required=True)
+    xp.add_argument("--out", metavar="DIR", default=None,
+                    help="write DIR/<trial>.atif.json (default: trajectory.atif.json in each trial folder)")
+    xp.set_defaults(fn=cmd_export)
     return p
 
 

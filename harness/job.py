@@ -247,7 +247,7 @@ def request_stop(d: Path) -> None:
 def trial_config(cfg: JobConfig, tid: str, wl: str, k: int) -> TrialConfig:
     return TrialConfig(job_id=cfg.job_id, trial_id=tid, workload=wl, agent=cfg.agent, model=cfg.model, attempt=k,
                        size=cfg.size, repeat=cfg.repeat, slo_hint=cfg.slo_hint, budget=cfg.budget, interface=cfg.interface,
-                       backend=cfg.backend)
+                       backend=cfg.backend, atif=cfg.atif)
 
 
 def stop_requested(d: Path) -> bool:

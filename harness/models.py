@@ -64,6 +64,7 @@ class TrialConfig(_TrialKey):
     warmup: int | None = None  # unmeasured runs per measured run; None: the spec's warmup_runs
     slo_hint: bool = True
     budget: Budget = Field(default_factory=Budget)
+    atif: bool = False  # also write trajectory.atif.json (harness/atif.py) when the trial ends
 
 
 class Usage(BaseModel):
@@ -149,6 +150,7 @@ class JobConfig(BaseModel):
     repeat: int | None = None  # None: each workload spec's repetitions for the size
     slo_hint: bool = True
     budget: Budget = Field(default_factory=Budget)
+    atif: bool = False  # each trial also writes trajectory.atif.json (schedcp run --atif)
 
     @model_validator(mode="after")
     def _fill_backend(self):

@@ -342,6 +342,13 @@ class Trial:
                       else "failed")
         res.phases_s["total"] = round(time.monotonic() - t_trial, 3)
         _write_json(self.dir / "result.json", res.model_dump_json(indent=2))
+        if self.cfg.atif:  # from the files just written; an export that fails never fails the trial
+            try:
+                from .atif import write_trial
+
+                write_trial(self.dir)
+            except Exception as e:
+                self.events("warning", {"trial": res.trial_id, "text": f"ATIF export failed: {type(e).__name__}: {e}"})
         self.events("trial_end", {"trial": res.trial_id, "status": res.status, "failure_kind": res.failure_kind,
                                   "ratio": res.improvement.get("ratio") if res.improvement else None,
                                   "ci95": res.improvement.get("ci95") if res.improvement else None,
