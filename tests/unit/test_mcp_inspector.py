@@ -1,6 +1,6 @@
 """The trial's MCP server as an outside client sees it: the official MCP Inspector CLI
 (npm @modelcontextprotocol/inspector, pinned, installed into .cli-agents/ by `make
-cli-agents`) lists the tools over streamable HTTP, every one with an outputSchema, and
+test-tools`) lists the tools over streamable HTTP, every one with an outputSchema, and
 calls two, whose results are structured content (JSON objects) with a text rendering.
 The server is the real one (build_server + HttpServer) on a fake guest: no VM."""
 
@@ -9,28 +9,27 @@ import os
 import subprocess
 from pathlib import Path
 
+from harness.agents.cli_agent import node_path
 from harness.mcp_server import HttpServer, build_server
 from harness.tools import MCP_TOOLS, SPECS
 from tests.unit.test_mcp_server import FakeGuest, tools_for
 
 REPO = Path(__file__).resolve().parents[2]
-VERSION = "2.12.0"  # the pin of `make cli-agents`
+VERSION = "2.12.0"  # the pin of `make test-tools` (scripts/setup-test-tools.sh)
 PACKAGE = REPO / ".cli-agents" / "node_modules" / "@modelcontextprotocol" / "inspector"
 INSPECTOR = REPO / ".cli-agents" / "node_modules" / ".bin" / "mcp-inspector"
-INSTALL = ("npm install --no-audit --no-fund --save-exact --prefix .cli-agents "
-           f"@modelcontextprotocol/inspector@{VERSION}")
+INSTALL = "make test-tools"
 
 
 def inspector(url: str, home: Path, *args: str) -> dict:
     """Run ``mcp-inspector --cli`` against ``url``; its JSON result. Its state (catalog,
     client config) goes to ``home``, not to the user's."""
-    assert INSPECTOR.is_file(), f"the MCP Inspector CLI is not installed: run `make cli-agents` ({INSTALL})"
+    assert INSPECTOR.is_file(), f"the MCP Inspector CLI is not installed: run `{INSTALL}`"
     version = json.loads((PACKAGE / "package.json").read_text())["version"]
     assert version == VERSION, f"MCP Inspector {version} installed, the tests pin {VERSION}: {INSTALL}"
-    # a Node.js installed next to it (.cli-agents/node_modules/.bin/node) comes first
+    # the pinned Node.js 22 of `make test-tools` (.cli-agents/bin/node) comes first
     env = dict(os.environ, HOME=str(home), MCP_CATALOG_PATH=str(home / "catalog.json"),
-               MCP_CLIENT_CONFIG_PATH=str(home / "client.json"),
-               PATH=f"{INSPECTOR.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+               MCP_CLIENT_CONFIG_PATH=str(home / "client.json"), PATH=node_path())
     p = subprocess.run([str(INSPECTOR), "--cli", url, "--transport", "http", "--format", "json", *args],
                        env=env, capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
