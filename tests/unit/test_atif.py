@@ -381,7 +381,7 @@ def test_openai_nudge_and_malformed_call(tmp_path, monkeypatch):
     assert broken["arguments"] == {"_unparsed_arguments": '{"command": "uname -r"'}
     answer = results(data)[broken["tool_call_id"]]
     assert answer["content"].startswith("error: malformed tool call (arguments are not valid JSON")
-    assert json.loads(results(data)[steps[4]["tool_calls"][0]["tool_call_id"]]["content"]) == {"wall_s": 2.0}
+    assert json.loads(results(data)[steps[4]["tool_calls"][0]["tool_call_id"]]["content"]) == {"metrics": {"wall_s": 2.0}}
     assert all(s["metrics"] == {"prompt_tokens": 900, "completion_tokens": 60} for s in steps if s["source"] == "agent")
     assert "total_cost_usd" not in data["final_metrics"]  # unknown, not zero
     assert data["final_metrics"]["extra"]["malformed_tool_calls"] == 1
