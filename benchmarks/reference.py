@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import experiments, manifest as mf  # noqa: E402
+from harness import experiments, fmt, manifest as mf  # noqa: E402
 from harness.job import Display, create_job, job_results, jobs_dir, run_job  # noqa: E402
 from harness.models import Budget, JobConfig  # noqa: E402
 from harness.report import plot  # noqa: E402
@@ -96,7 +96,7 @@ def main() -> int:
     md = [f"# Reference results: {mf.profile_name(man)}", "", mf.header(man), "",
           experiments.render("rq1", results), "", "## Trial time per workload (all agents, all attempts)", "",
           "| workload | trials | seconds |", "|---|---|---|"]
-    md += [f"| {w} | {sum(r.workload == w for r in results)} | {s:.0f} |" for w, s in sorted(times.items())]
+    md += [f"| {w} | {sum(r.workload == w for r in results)} | {fmt.seconds(s)} |" for w, s in sorted(times.items())]
     if refused:
         md += ["", "## Not run on this host", ""] + [f"- {w}: {why}" for w, why in sorted(refused.items())]
     md += ["", f"Jobs: {', '.join(f'{k}: {v}' for k, v in jobs.items())}"]

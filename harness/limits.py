@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from . import fmt
 from .models import Budget, Usage
 
 PRICES = yaml.safe_load((Path(__file__).parent / "prices.yaml").read_text())
@@ -19,7 +20,7 @@ PRICES = yaml.safe_load((Path(__file__).parent / "prices.yaml").read_text())
 
 class LimitExceeded(Exception):
     def __init__(self, kind: str, value: float, limit: float):
-        super().__init__(f"{kind} budget exceeded: {value:g} > {limit:g}")
+        super().__init__(f"{kind} budget exceeded: {fmt.num(value)} > {fmt.num(limit)}")
         self.kind, self.value, self.limit = kind, value, limit
 
 
