@@ -14,6 +14,7 @@ metric      4 significant digits, trailing zeros dropped   2.853, 10, 123500
 num         like metric; an int stays as it is (a count)   0.1235, 42
 percent     2 significant digits of a fraction             3.6%, 3%, 12%
 usd         3 significant digits                           0.0123, 1.50, 12.3
+signed      3 decimals below 1, else 3 significant digits  +0.000, -0.474, +1.25
 ==========  =============================================  ====================================
 
 ``None`` reads ``-`` unless the caller gives another ``none``. NaN and infinities read as
@@ -99,12 +100,13 @@ def usd(v: float | None, none: str = "-") -> str:
     return none if v is None else sig(v, 3)
 
 
-def signed(v: float | None, digits: int = 3, none: str = "-") -> str:
-    """A difference (of ratios), always with its sign: ``+0.102``, ``-0.474``, to 3
-    decimals at most."""
+def signed(v: float | None, none: str = "-") -> str:
+    """A difference (of ratios, of rewards), always with its sign: 3 decimals below 1
+    (``+0.000``, ``-0.474``), else 3 significant digits (``+1.25``, ``-12.3``)."""
     if v is None:
         return none
-    s = sig(v, digits, max_decimals=3)
+    s = sig(v, 3) if abs(v) >= 1 else f"{v:.3f}"
+    s = s[1:] if s.startswith("-") and float(s) == 0 else s
     return s if s.startswith("-") else "+" + s
 
 

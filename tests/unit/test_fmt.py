@@ -81,8 +81,9 @@ def test_percent_usd_signed():
     assert fmt.percent(0.0012) == "0.12%" and fmt.percent(None) == "-"
     assert fmt.usd(0.012345) == "0.0123" and fmt.usd(1.5) == "1.50" and fmt.usd(0.0) == "0.00"
     assert fmt.usd(None, none="unknown") == "unknown"
-    assert fmt.signed(-0.47412) == "-0.474" and fmt.signed(0.10234) == "+0.102" and fmt.signed(0.0) == "+0.00"
-    assert fmt.signed(0.0001) == "+0.000" and fmt.signed(None) == "-"
+    assert fmt.signed(-0.47412) == "-0.474" and fmt.signed(0.10234) == "+0.102" and fmt.signed(0.0) == "+0.000"
+    assert fmt.signed(0.0001) == "+0.000" and fmt.signed(-0.0001) == "+0.000" and fmt.signed(None) == "-"
+    assert fmt.signed(1.2549) == "+1.25" and fmt.signed(-12.345) == "-12.3"
 
 
 def test_metrics_and_value():
