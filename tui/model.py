@@ -563,7 +563,8 @@ def to_step(i: int, rec: dict) -> Step:
                                 f"{fmt.seconds(float(rec.get('duration_s', 0)))}s{flags})", body)
     if kind in ("trial_run", "measure"):
         what = rec.get("metrics") if rec.get("metrics") is not None else rec.get("error")
-        who = f"{rec.get('role')} #{rec.get('index')}{' warm-up' if rec.get('warmup') else ''} " if kind == "measure" else ""
+        rnd = rec.get("round", rec.get("index"))  # trials write "round"; older trajectories "index"
+        who = f"{rec.get('role')} #{rnd}{' warm-up' if rec.get('warmup') else ''} " if kind == "measure" else ""
         dur = f" ({fmt.seconds(float(rec['duration_s']))}s)" if "duration_s" in rec else ""
         return Step(i, t, kind, f"{kind} {who}{_short(what, 100)}{dur}")
     if kind == "write_file":

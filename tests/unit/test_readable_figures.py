@@ -138,3 +138,6 @@ def test_tui_step_titles():
     assert s.title == 'bandit {"arm": "default", "ratio": 1.023, "counts": {"a": 2}}'
     s = model.to_step(2, {"t": 1.0, "type": "command", "cmd": "true", "returncode": 0, "duration_s": 0.0123456})
     assert s.title == "$ true  (rc 0, 0.012s)"
+    s = model.to_step(3, {"t": 1.0, "type": "measure", "round": 2, "role": "tuned", "warmup": False,
+                          "metrics": {"wall_s": RAW}, "duration_s": 3.2161})
+    assert s.title == 'measure tuned #2 {"wall_s": 2.853} (3.216s)'
