@@ -141,3 +141,30 @@ def test_tui_step_titles():
     s = model.to_step(3, {"t": 1.0, "type": "measure", "round": 2, "role": "tuned", "warmup": False,
                           "metrics": {"wall_s": RAW}, "duration_s": 3.2161})
     assert s.title == 'measure tuned #2 {"wall_s": 2.853} (3.216s)'
+
+
+def test_workloads_run_prints_short_runs_and_summary(monkeypatch, capsys):
+    import contextlib
+    from types import SimpleNamespace
+
+    from harness import bench, cli, workload
+    from harness.bench import RunResult, WorkloadRuns
+
+    runs = [RunResult(0, True, {"wall_s": 3.0512345}, 3.1), RunResult(0, False, {"wall_s": RAW}, 2.9),
+            RunResult(1, False, {"wall_s": 2.9012345}, 3.0)]
+
+    def run_workload(sb, wl, size, repeat=None, on_run=None):
+        for r in runs:
+            on_run(r)
+        return WorkloadRuns(wl.name, size, runs)
+
+    backend = SimpleNamespace(open=lambda **kw: contextlib.nullcontext(object()))
+    monkeypatch.setattr(cli, "_backend", lambda a: backend)
+    monkeypatch.setattr(workload, "backend_refusal", lambda spec, be: None)
+    monkeypatch.setattr(bench, "run_workload", run_workload)
+    assert cli.main(["workloads", "run", "hackbench"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == ["run 0 (warm-up, dropped): wall_s=3.051", "run 0: wall_s=2.853", "run 1: wall_s=2.901"]
+    assert lines[3].split() == ["METRIC", "MEDIAN", "MEAN", "STDEV", "CV", "N"]
+    # median and mean of 2.853 and 2.9012345 (2.8771...), sample stdev 0.0341..., CV 1.19 %
+    assert lines[4].split() == ["wall_s", "(s)", "2.877", "2.877", "0.03411", "1.2%", "2"]
