@@ -26,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness import fmt  # noqa: E402
 from harness.job import Display, create_job, run_job  # noqa: E402
 from harness.models import JobConfig  # noqa: E402
 from harness.report import render  # noqa: E402
@@ -55,9 +56,9 @@ def main() -> int:
             ratios.append(imp["ratio"])
         false_imp += r.verdict == "improved"
         false_slo += (r.slo or {}).get("verdict") == "met"
-        print(f"{r.trial_id:32} {imp.get('ratio') or float('nan'):7.3f} "
-              f"{('[%.3f, %.3f]' % tuple(ci)) if ci else '-':>17} {r.verdict or r.failure_kind:13} "
-              f"{(r.slo or {}).get('verdict', '-'):13} {' '.join(r.order):24} {r.phases_s.get('total', 0):7.0f}")
+        print(f"{r.trial_id:32} {fmt.ratio(imp.get('ratio')):>7} "
+              f"{fmt.ci(ci):>17} {r.verdict or r.failure_kind:13} "
+              f"{(r.slo or {}).get('verdict', '-'):13} {' '.join(r.order):24} {fmt.seconds(r.phases_s.get('total')):>7}")
     print()
     print(render(results, "md"))
     failed = sum(r.status != "done" for r in results)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness import fmt  # noqa: E402
 from harness.bench import run_workload  # noqa: E402
 from harness.workload import backend_refusal, list_workloads, load_workload  # noqa: E402
 from sandbox.factory import backend_for  # noqa: E402
@@ -45,7 +46,7 @@ def main() -> int:
         cvs.append(st["cv"])
         run_s = statistics.median(r.duration_s for r in res.runs if not r.warmup)  # one run, as the relay saw it
         print(f"{wl.name:16} {wl.spec.primary.metric + ' (' + wl.spec.primary_metric.unit + ')':30} "
-              f"{st['median']:10.4g} {100 * st['cv']:6.2f}%  {st['n']}  {run_s:6.1f}", flush=True)
+              f"{fmt.metric(st['median']):>10} {fmt.percent(st['cv']):>7}  {st['n']}  {fmt.seconds(run_s):>6}", flush=True)
     if not cvs:
         print("BENCH noise workloads=0 (every one was skipped)")
         return 0

@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness import fmt  # noqa: E402
 from harness.models import TrialConfig  # noqa: E402
 from harness.trial import run_trial  # noqa: E402
 from sandbox.factory import backend_for  # noqa: E402
@@ -54,8 +55,10 @@ def main() -> int:
                    if e["type"] in ("measure", "trial_run"))
         total = res.phases_s["total"]
         share = (total - runs) / total
-        print(f"trial {i}: total {total:.2f} s, workload runs {runs:.2f} s, harness {total - runs:.2f} s "
-              f"({100 * share:.1f} %) phases {res.phases_s}{'  warm-up (dropped)' if i == 0 else ''}", flush=True)
+        print(f"trial {i}: total {fmt.seconds(total)} s, workload runs {fmt.seconds(runs)} s, harness "
+              f"{fmt.seconds(total - runs)} s ({fmt.percent(share)}) phases "
+              + ", ".join(f"{k} {fmt.seconds(v)} s" for k, v in res.phases_s.items())
+              + ("  warm-up (dropped)" if i == 0 else ""), flush=True)
         if i > 0:
             totals.append(total)
             shares.append(share)

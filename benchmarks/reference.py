@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import experiments, manifest as mf  # noqa: E402
+from harness import experiments, fmt, manifest as mf  # noqa: E402
 from harness.job import Display, create_job, job_results, jobs_dir, run_job, trial_ids  # noqa: E402
 from harness.models import Budget, JobConfig  # noqa: E402
 from harness.report import plot  # noqa: E402
@@ -169,7 +169,7 @@ def main() -> int:
           f"Noise: the CV of the primary metric over a trial's measured baseline runs (each in a fresh "
           f"instance), median over the workload's trials; over {CV_TARGET:.0%} is marked.", "",
           "| workload | trials | seconds | baseline CV |", "|---|---|---|---|"]
-    md += [f"| {w} | {sum(r.workload == w for r in results)} | {s:.0f} | "
+    md += [f"| {w} | {sum(r.workload == w for r in results)} | {fmt.seconds(s)} | "
            f"{_cv_text(cvs.get(w))} |" for w, s in sorted(times.items())]
     if refused:
         md += ["", "## Not run on this host", ""] + [f"- {w}: {why}" for w, why in sorted(refused.items())]

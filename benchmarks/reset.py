@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness import fmt  # noqa: E402
 from sandbox.factory import backend_for  # noqa: E402
 
 
@@ -41,12 +42,13 @@ def main() -> int:
         r = time.monotonic() - t
         sb.close()
         tag = "warm-up (dropped)" if i == 0 else ""
-        print(f"round {i}: cold {c:.3f} s  reset {r:.3f} s  {tag}", flush=True)
+        print(f"round {i}: cold {fmt.seconds(c)} s  reset {fmt.seconds(r)} s  {tag}", flush=True)
         if i > 0:
             cold.append(c)
             reset.append(r)
     mc, mr = statistics.median(cold), statistics.median(reset)
-    print(f"reset min/max {min(reset):.3f}/{max(reset):.3f} s; cold min/max {min(cold):.3f}/{max(cold):.3f} s")
+    print(f"reset min/max {fmt.seconds(min(reset))}/{fmt.seconds(max(reset))} s; "
+          f"cold min/max {fmt.seconds(min(cold))}/{fmt.seconds(max(cold))} s")
     print(f"BENCH reset cold_s={mc:.3f} reset_s={mr:.3f} ratio={mc / mr:.1f}")
     return 0
 

@@ -16,6 +16,7 @@ import json
 import time
 
 import schedcp
+from harness import fmt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         for ep in range(a.episodes):
             t = time.monotonic()
             obs, info = env.reset(seed=a.seed + ep)
-            print(f"episode {ep}: baseline {info['metric']} = {info['baseline']:.4g} ({info['direction']} is better); "
-                  f"reset {time.monotonic() - t:.1f}s; obs " + ", ".join(f"{n}={v:.4g}" for n, v in
-                                                                        zip(info["features"], obs)), flush=True)
+            print(f"episode {ep}: baseline {info['metric']} = {fmt.metric(info['baseline'])} "
+                  f"({info['direction']} is better); reset {fmt.seconds(time.monotonic() - t)} s; obs "
+                  + ", ".join(f"{n}={fmt.metric(float(v))}" for n, v in zip(info["features"], obs)), flush=True)
             total, done = 0.0, False
             while not done:
                 obs, reward, terminated, truncated, info = env.step(policy(obs))
@@ -54,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
                                       "ratio": info.get("ratio"), "error": info.get("error"),
                                       "apply_errors": info.get("apply_errors"), "step_s": info["step_s"]}), flush=True)
                 else:
-                    print(f"  step {info['step']}: {info['label']}: reward {reward:+.3f} "
-                          f"(x{info.get('ratio', 0):.3f}, SLO {'met' if info.get('slo_met') else 'not met'}) "
-                          f"{info.get('error') or ''}{info['step_s']:.1f}s", flush=True)
-            print(f"episode {ep}: return {total:+.3f}")
+                    print(f"  step {info['step']}: {info['label']}: reward {fmt.signed(reward)} "
+                          f"(x{fmt.ratio(info.get('ratio'))}, SLO {'met' if info.get('slo_met') else 'not met'}) "
+                          f"{info.get('error') or ''}{fmt.seconds(info['step_s'])} s", flush=True)
+            print(f"episode {ep}: return {fmt.signed(total)}")
     finally:
         env.close()
     return 0

@@ -126,7 +126,9 @@ def cmd_sandbox_exec(a) -> int:
         sys.stdout.write(r.stdout)
         sys.stderr.write(r.stderr)
         if r.timed_out:
-            print(f"schedcp: command timed out after {a.timeout}s and was killed", file=sys.stderr)
+            from harness import fmt
+
+            print(f"schedcp: command timed out after {fmt.num(a.timeout)} s and was killed", file=sys.stderr)
         return r.returncode if 0 <= r.returncode < 256 else 1
 
 
@@ -152,12 +154,14 @@ def cmd_sandbox_cleanup(a) -> int:
 
 
 def _slo_text(spec) -> str:
+    from harness import fmt
+
     rel = spec.slo.relative
     parts = []
     if rel is not None:
-        parts.append(f"{'<=' if spec.primary.direction == 'lower' else '>='} {rel:g}x baseline")
+        parts.append(f"{'<=' if spec.primary.direction == 'lower' else '>='} {fmt.num(rel)}x baseline")
     if spec.slo.absolute is not None:
-        parts.append(f"{'<=' if spec.primary.direction == 'lower' else '>='} {spec.slo.absolute:g} "
+        parts.append(f"{'<=' if spec.primary.direction == 'lower' else '>='} {fmt.num(spec.slo.absolute)} "
                      f"{spec.primary_metric.unit}")
     return " and ".join(parts)
 
@@ -195,6 +199,7 @@ def cmd_workloads_show(a) -> int:
 
 
 def cmd_workloads_run(a) -> int:
+    from harness import fmt
     from harness.bench import run_workload
     from harness.workload import backend_refusal, load_workload, refusal
 
@@ -213,7 +218,7 @@ def cmd_workloads_run(a) -> int:
 
     def show(r) -> None:
         if not a.json:
-            vals = "  ".join(f"{k}={v:.6g}" for k, v in r.metrics.items())
+            vals = "  ".join(f"{k}={fmt.metric(v)}" for k, v in r.metrics.items())
             print(f"run {r.index}{' (warm-up, dropped)' if r.warmup else ''}: {vals}", flush=True)
 
     with be.open(job="workload", trial=wl.name) as sb:
@@ -224,8 +229,8 @@ def cmd_workloads_run(a) -> int:
     print(f"{'METRIC':22} {'MEDIAN':>12} {'MEAN':>12} {'STDEV':>10} {'CV':>7}  N")
     for m, st in res.summary().items():
         unit = next(x.unit for x in wl.spec.metrics if x.name == m)
-        print(f"{m + ' (' + unit + ')':22} {st['median']:12.6g} {st['mean']:12.6g} {st['stdev']:10.4g} "
-              f"{100 * st['cv']:6.2f}%  {st['n']}")
+        print(f"{m + ' (' + unit + ')':22} {fmt.metric(st['median']):>12} {fmt.metric(st['mean']):>12} "
+              f"{fmt.metric(st['stdev']):>10} {fmt.percent(st['cv']):>7}  {st['n']}")
     return 0
 
 

@@ -25,7 +25,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from . import report
+from . import fmt, report
 from .models import TrialResult
 
 
@@ -102,13 +102,9 @@ def rq3(results: list[TrialResult], by: tuple[str, ...] = DEFAULT_GROUP) -> dict
     return {"rows": out}
 
 
-def _f(v, fmt="{:.3f}"):
-    return "-" if v is None else fmt.format(v)
-
-
-def render(rq: str, results: list[TrialResult], fmt: str = "md", by: tuple[str, ...] = DEFAULT_GROUP) -> str:
+def render(rq: str, results: list[TrialResult], form: str = "md", by: tuple[str, ...] = DEFAULT_GROUP) -> str:
     data = {"rq1": rq1, "rq2": rq2, "rq3": rq3}[rq](results, by)
-    if fmt == "json":
+    if form == "json":
         return json.dumps(data, indent=2)
     lines: list[str] = []
     if rq == "rq1":
@@ -117,23 +113,25 @@ def render(rq: str, results: list[TrialResult], fmt: str = "md", by: tuple[str, 
         lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for who, d in data.items():
             for r in d["workloads"]:
-                lines.append(f"| {who} | {d['backend']} | {d['model']} | {r['workload']} | {_f(r['baseline'], '{:.4g}')} | {_f(r['tuned'], '{:.4g}')} | "
+                lines.append(f"| {who} | {d['backend']} | {d['model']} | {r['workload']} | "
+                             f"{fmt.metric(r['baseline'])} | {fmt.metric(r['tuned'])} | "
                              f"{report.best_text(r)} | {report.ci_text(r['best_ci95'])} | {report.verdict_text(r)} | "
-                             f"{_f(r['mean'])} | {r['improved']}/{r['attempts']} | {r['failed']}/{r['attempts']} | "
-                             f"{_f(r['null95'])} | {report.SLO_TEXT.get(r['slo'], r['slo'])} | "
+                             f"{fmt.ratio(r['mean'])} | {r['improved']}/{r['attempts']} | {r['failed']}/{r['attempts']} | "
+                             f"{fmt.ratio(r['null95'])} | {report.SLO_TEXT.get(r['slo'], r['slo'])} | "
                              f"{r['steps']} | {r['malformed_tool_calls']} | {report.cost(r['cost_usd'])} | "
-                             f"{_f(r.get('wall_s'), '{:.1f}')} | {_f(r.get('host_cpu_s'), '{:.2f}')} |")
+                             f"{fmt.seconds(r.get('wall_s'))} | {fmt.seconds(r.get('host_cpu_s'))} |")
         lines.append("")
         for who, d in data.items():
-            lines.append(f"{who}: average best of K {_f(d['average'])}x, without outliers {_f(d['average_no_outliers'])}x "
+            lines.append(f"{who}: average best of K {fmt.ratio(d['average'])}x, without outliers "
+                         f"{fmt.ratio(d['average_no_outliers'])}x "
                          f"(outliers: {', '.join(d['outliers']) or 'none'}; Tukey 1.5 IQR); mean of K "
-                         f"{_f(d['average_mean_of_k'])}x; within noise: {', '.join(d['within_noise']) or 'none'}")
+                         f"{fmt.ratio(d['average_mean_of_k'])}x; within noise: {', '.join(d['within_noise']) or 'none'}")
     elif rq == "rq2":
         lines.append("| agent | backend | model | goal inferred | rate | mean steps to declare | wrong |")
         lines.append("|---|---|---|---|---|---|---|")
         for who, d in data.items():
-            lines.append(f"| {who} | {d['backend']} | {d['model']} | {d['correct']}/{d['n']} | {_f(d['rate'] * 100 if d['rate'] is not None else None, '{:.0f}%')} | "
-                         f"{_f(d['mean_steps'], '{:.1f}')} | {', '.join(d['wrong']) or '-'} |")
+            lines.append(f"| {who} | {d['backend']} | {d['model']} | {d['correct']}/{d['n']} | {fmt.percent(d['rate'])} | "
+                         f"{fmt.num(d['mean_steps'], 3)} | {', '.join(d['wrong']) or '-'} |")
         if not data:
             lines.append("(no trials run with --no-slo-hint in these jobs)")
     else:
@@ -142,10 +140,10 @@ def render(rq: str, results: list[TrialResult], fmt: str = "md", by: tuple[str, 
         lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in data["rows"]:
             m, b = r["mcp"], r["bash"]
-            lines.append(f"| {r['workload']} | {r['agent']} | {r['backend']} | {r['model']} | {_f(m['steps'], '{:.1f}')} | {_f(b['steps'], '{:.1f}')} | "
-                         f"{_f(m['tool_calls'], '{:.1f}')} | {_f(b['tool_calls'], '{:.1f}')} | {_f(m['improvement'])} | "
-                         f"{_f(b['improvement'])} |")
-    if fmt == "csv":
+            lines.append(f"| {r['workload']} | {r['agent']} | {r['backend']} | {r['model']} | {fmt.num(m['steps'], 3)} | "
+                         f"{fmt.num(b['steps'], 3)} | {fmt.num(m['tool_calls'], 3)} | {fmt.num(b['tool_calls'], 3)} | "
+                         f"{fmt.ratio(m['improvement'])} | {fmt.ratio(b['improvement'])} |")
+    if form == "csv":
         return "\n".join(",".join(c.strip() for c in ln.strip("|").split("|"))
                          for ln in lines if ln.startswith("|") and not ln.startswith("|---"))
     return "\n".join(lines)

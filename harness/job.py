@@ -35,6 +35,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from . import fmt
 from .models import JobConfig, TrialConfig, TrialResult
 from .trial import read_result, run_trial
 
@@ -88,15 +89,15 @@ class Display:
             return f"[{d['trial']}] {d['phase']}"
         if kind == "measure":
             return (f"[{d['trial']}] {d['role']:8} run {d['index']}{' (warm-up)' if d['warmup'] else ''}: "
-                    f"{d['value']:.6g}")
+                    f"{fmt.metric(d['value'])}")
         if kind == "agent":
             return f"[{d['trial']}] agent: {d['text']}"
         if kind == "trial_end":
             r = d.get("ratio")
             if d["status"] == "skipped":
                 return f"[{d['trial']}] skipped: {d.get('reason', '')}"
-            return f"[{d['trial']}] {d['status']} ({d['failure_kind']})" + (f" improvement {r:.3f}x" if r else "")
-        return f"{kind}: " + " ".join(f"{k}={v}" for k, v in d.items())
+            return f"[{d['trial']}] {d['status']} ({d['failure_kind']})" + (f" improvement {fmt.ratio(r)}x" if r else "")
+        return f"{kind}: " + " ".join(f"{k}={fmt.value(v)}" for k, v in d.items())
 
 
 def create_job(cfg: JobConfig, backend, vm: dict | None = None) -> Path:

@@ -12,14 +12,25 @@ from pathlib import Path
 
 import yaml
 
+from . import fmt
 from .models import Budget, Usage
 
 PRICES = yaml.safe_load((Path(__file__).parent / "prices.yaml").read_text())
 
 
+def _over(value: float, limit: float) -> str:
+    """``value > limit`` for people: 4 significant digits, more only where 4 would show
+    two equal figures (600.012 s over a 600 s budget)."""
+    for digits in (4, 6, 9):
+        v, lim = fmt.num(value, digits), fmt.num(limit, digits)
+        if v != lim:
+            break
+    return f"{v} > {lim}"
+
+
 class LimitExceeded(Exception):
     def __init__(self, kind: str, value: float, limit: float):
-        super().__init__(f"{kind} budget exceeded: {value:g} > {limit:g}")
+        super().__init__(f"{kind} budget exceeded: {_over(value, limit)}")
         self.kind, self.value, self.limit = kind, value, limit
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import scoring
+from . import fmt, scoring
 from .models import TrialResult
 from .stats import best_of_k_null
 
@@ -134,16 +134,12 @@ def averages(rs: list[dict]) -> dict:
     }
 
 
-def _f(v, fmt="{:.3f}"):
-    return "-" if v is None else fmt.format(v)
-
-
 def cost(v) -> str:
-    return "unknown" if v is None else f"{v:.4f}"
+    return fmt.usd(v, none="unknown")
 
 
 def ci_text(ci) -> str:
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-"
+    return fmt.ci(ci)
 
 
 def verdict_text(r: dict) -> str:
@@ -152,7 +148,7 @@ def verdict_text(r: dict) -> str:
 
 
 def best_text(r: dict) -> str:
-    return _f(r["best"]) + (" (within noise)" if r.get("within_noise") else "")
+    return fmt.ratio(r["best"]) + (" (within noise)" if r.get("within_noise") else "")
 
 
 SLO_TEXT = {"met": "met", "not_met": "not met", "inconclusive": "inconclusive", "": "-"}
@@ -163,17 +159,18 @@ HEADER = ("| workload | backend | model | metric | baseline | tuned | best x | 9
 
 def table_row(r: dict) -> str:
     return (f"| {r['workload']} | {r['backend']} | {r['model']} | {r['metric']} ({r['direction']}) | "
-            f"{_f(r['baseline'], '{:.4g}')} | {_f(r['tuned'], '{:.4g}')} | {best_text(r)} | {ci_text(r['best_ci95'])} | "
-            f"{verdict_text(r)} | {_f(r['mean'])} | {r['improved']}/{r['attempts']} | {r['failed']}/{r['attempts']} | "
-            f"{_f(r['null95'])} | {SLO_TEXT.get(r['slo'], r['slo'])} | {r['steps']} | {r['tokens']} | "
+            f"{fmt.metric(r['baseline'])} | {fmt.metric(r['tuned'])} | {best_text(r)} | {ci_text(r['best_ci95'])} | "
+            f"{verdict_text(r)} | {fmt.ratio(r['mean'])} | {r['improved']}/{r['attempts']} | {r['failed']}/{r['attempts']} | "
+            f"{fmt.ratio(r['null95'])} | {SLO_TEXT.get(r['slo'], r['slo'])} | {r['steps']} | {r['tokens']} | "
             f"{cost(r['cost_usd'])} | {r['malformed_tool_calls']} | {', '.join(r['failures']) or '-'} |")
 
 
 def footer(av: dict) -> list[str]:
     return [
-        f"Average improvement, best of K: {_f(av['average'])}x; without outliers: {_f(av['average_no_outliers'])}x "
+        f"Average improvement, best of K: {fmt.ratio(av['average'])}x; without outliers: "
+        f"{fmt.ratio(av['average_no_outliers'])}x "
         f"(outliers: {', '.join(av['outliers']) or 'none'}; rule: Tukey 1.5 IQR). "
-        f"Mean of K (failed attempts count 1.00x): {_f(av['average_mean_of_k'])}x.",
+        f"Mean of K (failed attempts count 1.00x): {fmt.ratio(av['average_mean_of_k'])}x.",
         f"Within noise (best-of-K at or below what a change-nothing agent reaches 95 % of the time): "
         f"{', '.join(av['within_noise']) or 'none'}.",
         "Verdicts and SLO verdicts follow harness/scoring.py (README: Scoring rules); * marks an interval from "
@@ -181,12 +178,12 @@ def footer(av: dict) -> list[str]:
     ]
 
 
-def render(results: list[TrialResult], fmt: str = "md", manifest: dict | None = None) -> str:
+def render(results: list[TrialResult], form: str = "md", manifest: dict | None = None) -> str:
     rs = rows(results)
     av = averages(rs)
-    if fmt == "json":
+    if form == "json":
         return json.dumps({"workloads": rs, **av, **({"manifest": manifest} if manifest else {})}, indent=2)
-    if fmt == "csv":
+    if form == "csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(rs[0].keys()) if rs else ["workload"])
         w.writeheader()
@@ -202,7 +199,7 @@ def render(results: list[TrialResult], fmt: str = "md", manifest: dict | None = 
         ok = [r for r in g if r.goal.get("correct")]
         steps = [r.goal["step"] for r in g if r.goal.get("step") is not None]
         lines.append(f"Goal inference (--no-slo-hint): {len(ok)}/{len(g)} correct"
-                     + (f", declared at step {np.mean(steps):.1f} on average" if steps else "")
+                     + (f", declared at step {fmt.num(float(np.mean(steps)), 3)} on average" if steps else "")
                      + (f"; wrong: {', '.join(sorted(r.workload for r in g if not r.goal.get('correct')))}"
                         if len(ok) < len(g) else ""))
     return "\n".join(lines)
@@ -218,7 +215,7 @@ def load_reference(ref_dir: Path) -> dict:
     return {"dir": str(ref_dir), "agents": by_agent, "manifest": man}
 
 
-def against(results: list[TrialResult], manifest: dict | None, ref: dict, fmt: str = "md") -> str:
+def against(results: list[TrialResult], manifest: dict | None, ref: dict, form: str = "md") -> str:
     """A job's rows beside the reference's rows of the same agent (or of every reference
     agent when the job's agent is not in it) for the workloads both have; a warning first
     when the machine profiles differ (harness/manifest.py)."""
@@ -241,7 +238,7 @@ def against(results: list[TrialResult], manifest: dict | None, ref: dict, fmt: s
             if m is None:
                 continue
             out_rows.append({"workload": rr["workload"], "reference_agent": who or "-", "job": m, "reference": rr})
-    if fmt == "json":
+    if form == "json":
         return json.dumps({"warnings": warn, "rows": out_rows, "reference": ref["dir"]}, indent=2)
     lines = warn + ([""] if warn else []) + [
         f"Against {ref['dir']}:",
@@ -251,8 +248,8 @@ def against(results: list[TrialResult], manifest: dict | None, ref: dict, fmt: s
     for r in out_rows:
         j, f = r["job"], r["reference"]
         lines.append(f"| {r['workload']} | {r['reference_agent']} | {best_text(j)} | {ci_text(j['best_ci95'])} | "
-                     f"{verdict_text(j)} | {_f(j['mean'])} | {best_text(f)} | {ci_text(f.get('best_ci95'))} | "
-                     f"{verdict_text(f)} | {_f(f.get('mean'))} | {_f(f.get('null95'))} |")
+                     f"{verdict_text(j)} | {fmt.ratio(j['mean'])} | {best_text(f)} | {ci_text(f.get('best_ci95'))} | "
+                     f"{verdict_text(f)} | {fmt.ratio(f.get('mean'))} | {fmt.ratio(f.get('null95'))} |")
     if not out_rows:
         lines.append("(no workload in common)")
     return "\n".join(lines)

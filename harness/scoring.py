@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import random
 
+from . import fmt
+
 NOISE_FLOOR = 0.03  # a change smaller than 3 % is not called a change
 MIN_RUNS = 5  # fewer runs a side: the interval is indicative only
 VERDICTS = ("improved", "regressed", "no_change", "inconclusive")
@@ -57,13 +59,13 @@ def verdict(ratio: float | None, ci: list[float] | None, n: int, floor: float = 
     lo, hi = ci
     up, down = 1 + floor, 1 / (1 + floor)
     if lo > 1 and ratio >= up:
-        v, rule = "improved", f"CI above 1 and ratio >= {up:.3g}"
+        v, rule = "improved", f"CI above 1 and ratio >= {fmt.ratio(up)}"
     elif hi < 1 and ratio <= down:
-        v, rule = "regressed", f"CI below 1 and ratio <= {down:.3g}"
+        v, rule = "regressed", f"CI below 1 and ratio <= {fmt.ratio(down)}"
     elif lo >= down and hi <= up:
-        v, rule = "no_change", f"CI inside the noise band [{down:.3g}, {up:.3g}]"
+        v, rule = "no_change", f"CI inside the noise band {fmt.ci([down, up])}"
     else:
-        v, rule = "inconclusive", f"CI [{lo:.3g}, {hi:.3g}] neither clear of 1 beyond the noise band nor inside it"
+        v, rule = "inconclusive", f"CI {fmt.ci(ci)} neither clear of 1 beyond the noise band nor inside it"
     return {**out, "verdict": v, "rule": rule}
 
 

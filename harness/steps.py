@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 
-
-def _num(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+from . import fmt
 
 
 def step_text(rec: dict) -> str | None:
@@ -20,20 +18,20 @@ def step_text(rec: dict) -> str | None:
     if kind == "trial_run":
         m = rec.get("metrics")
         if m:
-            return "trial run " + ", ".join(f"{k}={_num(v)}" for k, v in m.items())
+            return "trial run " + fmt.metrics(m)
         if "exit_code" in rec:  # the goal hidden: no metrics, the program's exit and time
-            return f"trial run exit {rec['exit_code']} in {_num(rec.get('duration_s'))} s" + (
+            return f"trial run exit {rec['exit_code']} in {fmt.seconds(rec.get('duration_s'))} s" + (
                 f" ({rec['error']})" if rec.get("error") else "")
         return f"trial run {rec.get('error')}"
     if kind == "goal":
         return f"declared goal {rec['declared']['metric']} ({rec['declared']['direction']})"
     if kind == "candidate":  # the classic tuners (harness/agents/tuners.py)
-        return (f"candidate {rec['label']}: {_num(rec['score'])}"
+        return (f"candidate {rec['label']}: {fmt.metric(rec['score'], none='no score')}"
                 + (f" ({'; '.join(rec['errors'])})" if rec["errors"] else ""))
     if kind == "mcp_ready":
         return f"MCP server ready: {rec['url']}"
     if kind == "malformed_tool_call":
         return f"malformed tool call {rec.get('name')!r}: {rec.get('reason')}"
     if kind in ("api_error", "limit", "failure"):
-        return f"{kind} " + json.dumps({k: v for k, v in rec.items() if k not in ("t", "type")})
+        return f"{kind} " + json.dumps(fmt.rounded({k: v for k, v in rec.items() if k not in ("t", "type")}))
     return None

@@ -19,7 +19,7 @@ from sandbox.base import GuestCrashed, SandboxError
 from sandbox.guest import SchedulerError, sched_ext_dmesg, sched_ext_state, start_binary, stop_scheduler
 from sandbox.scx import verify as scx_verify
 
-from . import bench, scoring
+from . import bench, fmt, scoring
 from .stats import paired_compare, summarize_runs
 from .workload import WorkloadError, load_workload
 
@@ -55,7 +55,7 @@ def try_scheduler(backend, source: str, name: str, workload: str | None = None, 
                     for w in range(warmup + 1):
                         r = bench.run_once(sb, wl, size, index=i, warmup=w < warmup)
                         log(f"{role:9} run {i}{' (warm-up)' if w < warmup else ''}: "
-                            f"{r.metrics[wl.spec.primary.metric]:.4g}")
+                            f"{fmt.metric(r.metrics[wl.spec.primary.metric])}")
                     if role == "scheduler":
                         st = sched_ext_state(sb)
                         if not st.enabled:
@@ -96,9 +96,9 @@ def format_result(out: dict) -> list[str]:
     ci = imp.get("ci95")
     sc = out.get("score") or {}
     p = imp.get("p_value")
-    lines = [f"{out['primary_metric']} ({out['direction']} is better): improvement {imp['ratio']:.3f}x "
-             + (f"[95% CI {ci[0]:.3f}, {ci[1]:.3f}]" if ci else "(no interval)")
-             + (f", paired t-test p={p:.2g}" if p is not None else "")
+    lines = [f"{out['primary_metric']} ({out['direction']} is better): improvement {fmt.ratio(imp['ratio'])}x "
+             + (f"[95% CI {fmt.ratio(ci[0])}, {fmt.ratio(ci[1])}]" if ci else "(no interval)")
+             + (f", paired t-test p={fmt.pvalue(p)}" if p is not None else "")
              + f", {imp['n']} rounds in order {' '.join(out.get('order', []))}",
-             f"verdict: {scoring.describe(sc)} (noise floor {sc.get('noise_floor', scoring.NOISE_FLOOR):.0%}: {sc.get('rule', '')})"]
+             f"verdict: {scoring.describe(sc)} (noise floor {fmt.percent(sc.get('noise_floor', scoring.NOISE_FLOOR))}: {sc.get('rule', '')})"]
     return lines

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import fmt
 from harness.job import job_state, read_events, tail_jsonl, trial_ids  # noqa: F401  (tail_jsonl: used by screens as model.tail_jsonl)
 from harness.models import JobConfig
 
@@ -45,9 +46,9 @@ def slo_text(spec) -> str:
     cmp = "<=" if spec.primary.direction == "lower" else ">="
     parts = []
     if spec.slo.relative is not None:
-        parts.append(f"{cmp} {spec.slo.relative:g}x baseline")
+        parts.append(f"{cmp} {fmt.num(spec.slo.relative)}x baseline")
     if spec.slo.absolute is not None:
-        parts.append(f"{cmp} {spec.slo.absolute:g} {spec.primary_metric.unit}")
+        parts.append(f"{cmp} {fmt.num(spec.slo.absolute)} {spec.primary_metric.unit}")
     return " and ".join(parts)
 
 
@@ -125,7 +126,7 @@ def _num(errors: dict, name: str, text: str, kind, lo, hi=None, optional=False):
         errors[name] = f"not {'a whole number' if kind is int else 'a number'}: {text!r}"
         return None
     if v < lo or (hi is not None and v > hi):
-        errors[name] = f"must be {lo:g}..{hi:g}" if hi is not None else f"must be >= {lo:g}"
+        errors[name] = f"must be {fmt.num(lo)}..{fmt.num(hi)}" if hi is not None else f"must be >= {fmt.num(lo)}"
         return None
     return v
 
@@ -312,7 +313,7 @@ def fmt_s(s: float | None) -> str:
 
 
 def fmt_ratio(r: float | None, estimate: bool = False) -> str:
-    return "-" if r is None else f"{'~' if estimate else ''}{r:.3f}x"
+    return "-" if r is None else f"{'~' if estimate else ''}{fmt.ratio(r)}x"
 
 
 def fmt_tokens(n: int) -> str:
@@ -467,7 +468,7 @@ def _cost(v) -> float | None:
 
 
 def fmt_cost(v: float | None) -> str:
-    return "?" if v is None else f"{v:.2f}"
+    return fmt.usd(v, none="?")
 
 
 # ---------------------------------------------------------------- tails
@@ -523,7 +524,7 @@ class Step:
 
 
 def _short(v, n: int = 200) -> str:
-    s = v if isinstance(v, str) else json.dumps(v, default=str)
+    s = v if isinstance(v, str) else json.dumps(fmt.rounded(v), default=str)
     s = s.replace("\n", " ")
     return s if len(s) <= n else s[: n - 1] + "…"
 
@@ -559,16 +560,17 @@ def to_step(i: int, rec: dict) -> Step:
             body += ("\n" if body else "") + "[stderr] " + str(rec["stderr"])
         flags = " timed out" if rec.get("timed_out") else ""
         return Step(i, t, kind, f"$ {rec.get('cmd')}  (rc {rec.get('returncode')}, "
-                                f"{float(rec.get('duration_s', 0)):.2f}s{flags})", body)
+                                f"{fmt.seconds(float(rec.get('duration_s', 0)))}s{flags})", body)
     if kind in ("trial_run", "measure"):
         what = rec.get("metrics") if rec.get("metrics") is not None else rec.get("error")
-        who = f"{rec.get('role')} #{rec.get('index')}{' warm-up' if rec.get('warmup') else ''} " if kind == "measure" else ""
-        dur = f" ({float(rec['duration_s']):.2f}s)" if "duration_s" in rec else ""
+        rnd = rec.get("round", rec.get("index"))  # trials write "round"; older trajectories "index"
+        who = f"{rec.get('role')} #{rnd}{' warm-up' if rec.get('warmup') else ''} " if kind == "measure" else ""
+        dur = f" ({fmt.seconds(float(rec['duration_s']))}s)" if "duration_s" in rec else ""
         return Step(i, t, kind, f"{kind} {who}{_short(what, 100)}{dur}")
     if kind == "write_file":
         return Step(i, t, kind, f"write {rec.get('path')} ({rec.get('bytes')} bytes)")
     rest = {k: v for k, v in rec.items() if k not in ("t", "type")}
-    return Step(i, t, kind, f"{kind} {_short(rest, 100)}", json.dumps(rest, indent=2, default=str))
+    return Step(i, t, kind, f"{kind} {_short(rest, 100)}", json.dumps(fmt.rounded(rest), indent=2, default=str))
 
 
 def to_steps(records: list[dict], start: int = 0) -> list[Step]:
@@ -637,7 +639,7 @@ class ResultRow:
     verdict: str = ""  # harness/scoring.py: improved / regressed / no_change / inconclusive
 
     def cells(self) -> tuple[str, ...]:
-        ci = f"{self.ci95[0]:.2f}-{self.ci95[1]:.2f}" if self.ci95 else "-"
+        ci = fmt.ci(self.ci95, sep="-")
         slo = "-" if self.slo_met is None else ("met" if self.slo_met else "no")
         return (self.workload, fmt_ratio(self.improvement), ci, VERDICT_CELL.get(self.verdict, self.verdict or "-"),
                 slo, str(self.steps), fmt_tokens(self.tokens),
@@ -749,7 +751,7 @@ class CompareRow:
         d = self.delta
         slo = lambda v: "-" if v is None else ("met" if v else "no")  # noqa: E731
         return (self.workload, fmt_ratio(self.a), slo(self.a_slo), fmt_ratio(self.b), slo(self.b_slo),
-                "-" if d is None else f"{d:+.3f}")
+                fmt.signed(d))
 
 
 COMPARE_COLUMNS = ("workload", "A best", "A SLO", "B best", "B SLO", "B-A")

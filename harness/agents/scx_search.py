@@ -8,6 +8,7 @@ import statistics
 
 from sandbox.guest import SchedulerError, list_schedulers, start_scheduler, stop_scheduler
 
+from .. import fmt
 from ..limits import LimitExceeded
 from .base import Agent, AgentContext
 
@@ -82,7 +83,7 @@ class ScxSearch(Agent):
                     elif kind == "sysctl":
                         self._sysctl_set(ctx, old)
                 scores[label] = score
-                ctx.trajectory.log("message", role="agent", text=f"candidate {label}: {score}")
+                ctx.trajectory.log("message", role="agent", text=f"candidate {label}: {fmt.metric(score, none='no score')}")
                 if score is not None and (best_score is None or better(score, best_score)):
                     best, best_score = (kind, what), score
         except LimitExceeded as e:
@@ -90,7 +91,7 @@ class ScxSearch(Agent):
             ctx.notes["limit"] = e
         ctx.notes["scores"] = scores
         kind, what = best
-        ctx.trajectory.log("message", role="agent", text=f"keeping {kind}:{what} (score {best_score})")
+        ctx.trajectory.log("message", role="agent", text=f"keeping {kind}:{what} (score {fmt.metric(best_score)})")
         if kind == "sched":
             start_scheduler(ctx.sandbox, what)
         elif kind == "sysctl":

@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from .. import tuning
+from .. import fmt, tuning
 from ..limits import LimitExceeded
 from .base import Agent, AgentContext
 
@@ -102,7 +102,7 @@ class _Tuner(Agent):
         try:
             ctx.budget.check()
             warm = ctx.trial_run()  # warm-up, dropped (the first run in a fresh guest is off)
-            ctx.trajectory.log("message", role="agent", text=f"{self.name}: warm-up run {warm}")
+            ctx.trajectory.log("message", role="agent", text=f"{self.name}: warm-up run {fmt.metrics(warm)}")
             self.search(ctx)
         except LimitExceeded as e:
             ctx.trajectory.log("limit", kind=e.kind, value=e.value, limit=e.limit)
@@ -113,8 +113,8 @@ class _Tuner(Agent):
         ctx.notes["host_cpu_s"] = cpu
         ctx.notes["candidates"] = len(self.history)
         ctx.trajectory.log("message", role="agent",
-                           text=f"{self.name}: keeping {best.label} (score {self.best_score}); "
-                                f"{len(self.history)} candidates; host CPU {cpu} s" + (f"; errors {errors}" if errors else ""))
+                           text=f"{self.name}: keeping {best.label} (score {fmt.metric(self.best_score)}); "
+                                f"{len(self.history)} candidates; host CPU {fmt.seconds(cpu)} s" + (f"; errors {errors}" if errors else ""))
         ctx.trajectory.log("tuner_summary", agent=self.name, best=best.to_dict(), best_label=best.label,
                            best_score=self.best_score, candidates=len(self.history), host_cpu_s=cpu, tokens=0)
         # the step budget is the tuner's trial count: spending it is the normal end;

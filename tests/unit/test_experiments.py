@@ -29,7 +29,7 @@ def test_rq1_groups_by_agent_and_model_best_of_k():
     assert a["best"] == 1.5 and abs(a["mean"] - 1.3) < 1e-9 and a["attempts"] == 2
     assert abs(t["claude (m1)"]["average"] - 1.2) < 1e-9
     md = render("rq1", rs)
-    assert "| claude (m1) | anthropic | m1 | a | 10 | 6.667 | 1.500 |" in md
+    assert "| claude (m1) | anthropic | m1 | a | 10 | 6.667 | 1.50 | [1.40, 1.60] |" in md
 
 
 def test_rq2_rate_steps_and_wrong_workloads():
@@ -40,7 +40,7 @@ def test_rq2_rate_steps_and_wrong_workloads():
                                 "wrong": ["b", "c (none declared)"]}
     assert t["claude (m2)"]["rate"] == 1.0
     md = render("rq2", rs)
-    assert "| claude (m1) | anthropic | m1 | 1/3 | 33% | 3.0 | b, c (none declared) |" in md
+    assert "| claude (m1) | anthropic | m1 | 1/3 | 33% | 3 | b, c (none declared) |" in md
     assert render("rq2", [result("e")]).endswith("(no trials run with --no-slo-hint in these jobs)")
 
 
@@ -52,7 +52,7 @@ def test_rq3_mcp_and_bash_side_by_side():
     assert row["bash"]["steps"] == 7.0 and abs(row["bash"]["improvement"] - 1.1) < 1e-9
     csv = render("rq3", rs, "csv").splitlines()
     assert csv[0].startswith("workload,agent,backend,model,mcp steps")
-    assert csv[1] == "a,claude (m1),anthropic,m1,3.0,7.0,5.0,8.0,1.400,1.100"
+    assert csv[1] == "a,claude (m1),anthropic,m1,3,7,5,8,1.40,1.10"
 
 
 def test_tables_group_by_backend_and_model_and_show_unknown_cost():
@@ -63,7 +63,7 @@ def test_tables_group_by_backend_and_model_and_show_unknown_cost():
     assert set(t) == {"anthropic", "openai", "cli"}
     assert t["openai"]["model"] == "gemma" and t["openai"]["workloads"][0]["cost_usd"] is None
     md = render("rq1", rs, by=("backend", "model"))
-    assert "| openai / gemma | openai | gemma | a |" in md and next(x for x in md.splitlines() if x.startswith("| openai")).endswith("| unknown | 0.0 | - |")
+    assert "| openai / gemma | openai | gemma | a |" in md and next(x for x in md.splitlines() if x.startswith("| openai")).endswith("| unknown | 0.000 | - |")
     assert set(rq1(rs, ("model",))) == {"m1", "gemma"}
     assert rq1(rs, ("model",))["m1"]["backend"] == "anthropic, cli"
 

@@ -202,7 +202,7 @@ def test_rq1_table_shows_wall_time_and_host_cpu():
 
     md = render("rq1", [res("optuna", 1.5), res("claude", None)])
     assert "| agent wall s | host CPU s |" in md
-    assert "| optuna | none | - | a | 10 | 8 | 1.250 |" in md and md.splitlines()[-4].endswith("| 120.0 | 1.50 |")
+    assert "| optuna | none | - | a | 10 | 8 | 1.25 |" in md and md.splitlines()[-4].endswith("| 120.0 | 1.500 |")
     assert "| 120.0 | - |" in md  # older results without host CPU time
 
 
@@ -253,3 +253,18 @@ def test_tuner_reports_a_wall_time_overrun(tmp_path, monkeypatch):
     with pytest.raises(LimitExceeded) as e:
         make_agent("random").run(ctx)
     assert e.value.kind == "wall_s" and guest.applied[-1] == tuning.Config()  # the defaults left in place
+
+
+def test_tuner_messages_read_short_figures(tmp_path, monkeypatch):
+    """The warm-up run and the final choice read 4 significant digits; the trajectory's
+    candidate records keep the measured value as it is."""
+    import re
+
+    guest = StubGuest(monkeypatch, lambda cfg: 4 / 3)
+    ctx = ctx_for(tmp_path, guest, steps=2)
+    make_agent("random", runs_per_candidate=1).run(ctx)
+    ev = _events(tmp_path)
+    msgs = [e["text"] for e in ev if e["type"] == "message"]
+    assert msgs[1] == "random: warm-up run wall_s=1.333"
+    assert re.fullmatch(r"random: keeping default \(score 1\.333\); 2 candidates; host CPU \d+\.\d{1,3} s", msgs[2])
+    assert [e["score"] for e in ev if e["type"] == "candidate"] == [4 / 3, 4 / 3]

@@ -176,7 +176,7 @@ def test_cells_and_formats():
     r = model.TrialRow("t", "hackbench", 0, phase="measure", measured=6, total_runs=12, steps=4, tokens=12345,
                        cost_usd=0.1234, baseline=[2.0], tuned=[1.0])
     cells = model.row_cells(r)
-    assert cells[1] == "measure" and cells[5] == "12.3k" and cells[6] == "0.12" and cells[7] == "~2.000x"
+    assert cells[1] == "measure" and cells[5] == "12.3k" and cells[6] == "0.123" and cells[7] == "~2.00x"
     assert model.bar(0.5, 10) == "█████░░░░░"
     assert model.fmt_s(130) == "2:10" and model.fmt_s(None) == "-"
 
@@ -346,7 +346,7 @@ def test_unknown_cost_is_shown_as_unknown_not_zero(tmp_path):
     unknown = [x for x in rows if x.cost_usd is None]
     assert len(unknown) == 1 and "?" in unknown[0].cells()
     assert model.sort_rows(rows, "$")[-1].cost_usd is None  # sorts last, no crash
-    assert model.fmt_cost(None) == "?" and model.fmt_cost(0.0123) == "0.01"
+    assert model.fmt_cost(None) == "?" and model.fmt_cost(0.0123) == "0.0123"
 
 
 def test_console_path_is_live_while_running_then_the_saved_copy(tmp_path):

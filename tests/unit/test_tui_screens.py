@@ -246,7 +246,7 @@ def test_dashboard_rows_update_as_events_are_appended(tmp_path):
     assert last == f"{tid}: candidate sched:scx_simple: 8.1"
     assert [r[1] for r in before] == ["queued"] * 3
     sq = after[1]
-    assert sq[0] == "sqlite a0" and sq[1] == "measure" and sq[7] == "~1.250x"  # 10 / 8, lower is better
+    assert sq[0] == "sqlite a0" and sq[1] == "measure" and sq[7] == "~1.25x"  # 10 / 8, lower is better
     assert "█" in sq[2]
     assert any("$ sysctl -w kernel.x=1" in x for x in transcript) and any("kernel.x = 1" in x for x in transcript)
     assert console == ['[  1.0] sched_ext: BPF scheduler "simple" enabled']
@@ -340,7 +340,7 @@ def test_dashboard_resumes_an_unfinished_job(tmp_path):
     before, rows, argv, jobline = run(scenario)
     assert before == "stats"
     assert argv[1:] == ["-m", "harness.cli", "jobs", "resume", JOB_ID, "--display", "jsonl"]
-    assert [(r[0], r[1], r[7]) for r in rows] == [("hackbench a0", "done", "1.128x"), ("sqlite a0", "done", "1.010x"),
+    assert [(r[0], r[1], r[7]) for r in rows] == [("hackbench a0", "done", "1.13x"), ("sqlite a0", "done", "1.01x"),
                                                   ("gzip a0", "failed", "-")]
     assert "(complete)" in jobline
 
@@ -370,7 +370,7 @@ def test_trial_detail_search_filters_the_trajectory(tmp_path):
     assert total == 57 and after == 57
     assert hits and all("autogroup" in h for h in hits) and len(hits) < 10
     assert count == f"{len(hits)} of 57 steps"
-    assert "1.128x" in summary and "SLO met" in summary
+    assert "1.13x [1.01, 1.20] p=0.0079" in summary and "SLO met" in summary
 
 
 def test_trial_detail_follows_a_running_trial(tmp_path):
@@ -402,7 +402,7 @@ def test_trial_detail_follows_a_running_trial(tmp_path):
     assert first[:2] == (10, 2) and "no result.json yet" in first[2]
     assert n_steps == len(lines)
     assert len(shown) == 7 and all("candidate" in t for t in shown)  # the filter applies to new steps
-    assert "1.128x" in summary
+    assert "1.13x [1.01, 1.20] p=0.0079" in summary
 
 
 def test_trial_detail_metrics_and_files(tmp_path):
@@ -491,10 +491,10 @@ def test_results_sort_filter_compare_export(tmp_path):
 
     n_all, by_imp, filtered, cmp_screen, cmp, modal, status = run(scenario)
     assert n_all == 6
-    assert by_imp == ["1.500x", "1.128x", "1.128x", "1.026x", "-", "-"]
+    assert by_imp == ["1.50x", "1.13x", "1.13x", "1.03x", "-", "-"]
     assert filtered == [(other, "sqlite"), (JOB_ID, "sqlite")]
     assert isinstance(cmp_screen, CompareScreen) and (cmp_screen.job_a, cmp_screen.job_b) == (other, JOB_ID)
-    assert ["sqlite", "1.500x", "no", "1.026x", "no", "-0.474"] in cmp
+    assert ["sqlite", "1.50x", "no", "1.03x", "no", "-0.474"] in cmp
     assert isinstance(modal, ExportModal)
     out = root / other / "report.json"
     assert json.loads(out.read_text())["workloads"][2]["best"] == 1.5

@@ -62,7 +62,7 @@ def test_goal_declarations_are_scored(backend, api, tmp_path, monkeypatch):  # n
                        cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     row = next(x for x in r.stdout.splitlines() if x.startswith("| claude"))
-    assert "| 1/2 | 50% | 2.0 | hackbench |" in row, r.stdout
+    assert "| 1/2 | 50% | 2 | hackbench |" in row, r.stdout
     r = subprocess.run([sys.executable, "-m", "harness.cli", "experiment", "rq1", "--from", "rq2-test",
                         "--format", "json"], cwd=REPO, env=dict(os.environ), capture_output=True, text=True)
     data = json.loads(r.stdout)

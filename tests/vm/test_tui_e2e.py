@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import fmt
 from tui import model
 
 pytestmark = pytest.mark.vm
@@ -84,13 +85,13 @@ def test_tui_starts_and_follows_a_smoke_job(tmp_path):
         assert row, screen
         res = json.loads((jobs / JOB / TRIAL / "result.json").read_text())
         assert row.group(1) == res["status"] == "done"
-        assert row.group(2) == f"{res['improvement']['ratio']:.3f}x"
+        assert row.group(2) == f"{fmt.ratio(res['improvement']['ratio'])}x"
 
         tm.keys("d")  # trial detail: the same numbers, with the interval and SLO
         tm.wait_for(re.escape(TRIAL), 30)
         ci = res["improvement"]["ci95"]
         summary = tm.wait_for(rf"{TRIAL}\s+done\s+(\S+) \[(\S+), (\S+)\]", 10)
-        assert summary.groups() == (f"{res['improvement']['ratio']:.3f}x", f"{ci[0]:.3f}", f"{ci[1]:.3f}")
+        assert summary.groups() == (f"{fmt.ratio(res['improvement']['ratio'])}x", fmt.ratio(ci[0]), fmt.ratio(ci[1]))
         tm.keys("C-q")
     except BaseException:
         log = jobs / ".tui" / f"{JOB}.log"

@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import (DataTable, Footer, Header, Input, OptionList, RichLog, Static, TabbedContent,
                              TabPane)
 
+from harness import fmt
 from tui import model
 from tui.widgets.runs_plot import RunsPlot
 
@@ -55,11 +56,11 @@ class TrialScreen(Screen):
         slo = r.get("slo") or {}
         slo_s = "-" if "tuned_met" not in slo else ("met" if slo["tuned_met"] else "NOT met")
         slo_def = slo.get("slo") or {}
-        slo_def_s = ", ".join(f"{k} {v:g}" for k, v in slo_def.items() if v is not None)
+        slo_def_s = ", ".join(f"{k} {fmt.num(v)}" for k, v in slo_def.items() if v is not None)
         fail = "" if r.get("failure_kind", "none") == "none" else f"  {r['failure_kind']}"
         u = r.get("usage") or {}
-        ci_s = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
-        p_s = f" p={imp['p_value']:.2g}" if imp.get("p_value") is not None else ""
+        ci_s = f" {fmt.ci(ci)}" if ci else ""
+        p_s = f" p={fmt.pvalue(imp['p_value'])}" if imp.get("p_value") is not None else ""
         line1 = (f"{r.get('trial_id', self.trial_dir.name)}  {r.get('status', '?')}{fail}  "
                  f"{model.fmt_ratio(imp.get('ratio'))}{ci_s}{p_s}")
         line2 = (f"SLO {slo_s} ({slo_def_s or 'n/a'})  steps {u.get('steps', 0)}  tokens "
@@ -89,12 +90,12 @@ class TrialScreen(Screen):
             yield Static("no measurements" + (f": {r.get('failure')}" if r.get("failure") else ""), classes="note")
             return
         t = DataTable(id="metric-table", cursor_type="row")
-        t.add_columns("metric", "side", "median", "mean", "stdev", "cv %", "min", "max", "n")
+        t.add_columns("metric", "side", "median", "mean", "stdev", "cv", "min", "max", "n")
         for m, sides in summary.items():
             for side in ("baseline", "tuned"):
                 s = sides[side]
-                t.add_row(m, side, *(f"{s[k]:.4g}" for k in ("median", "mean", "stdev")), f"{100 * s['cv']:.1f}",
-                          f"{s['min']:.4g}", f"{s['max']:.4g}", str(int(s["n"])))
+                t.add_row(m, side, *(fmt.metric(s[k]) for k in ("median", "mean", "stdev")), fmt.percent(s["cv"]),
+                          fmt.metric(s["min"]), fmt.metric(s["max"]), str(int(s["n"])))
         yield t
         pm = r.get("primary_metric", "")
         yield RunsPlot(pm, _unit(r.get("workload", ""), pm), [x[pm] for x in r.get("baseline_runs", []) if pm in x],
