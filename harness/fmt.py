@@ -136,3 +136,36 @@ def rounded(obj, digits: int = 4):
     if isinstance(obj, (list, tuple)):
         return [rounded(v, digits) for v in obj]
     return obj
+
+
+_RATIO_KEYS = {"ratio", "best", "mean", "null95", "ci95", "best_ci95", "average", "average_no_outliers",
+               "average_mean_of_k"}
+
+
+def _seconds(key: str) -> bool:
+    return key.endswith("_s") and not key.endswith("per_s")
+
+
+def key_number(x: float, key: str) -> float | int:
+    """``x`` rounded by what its JSON key says it is: a p-value to 2 significant digits, a
+    ratio to 3, seconds (``*_s`` but not ``*per_s``) to the millisecond (or 4 significant
+    digits of a shorter time), anything else to 4; whole parts are never rounded away."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    sig = 2 if key in ("p", "p_value") or key.endswith("_p") else 3 if key in _RATIO_KEYS or "ratio" in key else 4
+    digits = sig - 1 - math.floor(math.log10(abs(x)))
+    if _seconds(key):  # the millisecond, or 4 significant digits of a shorter time
+        digits = max(digits, 3)
+    return round(x) if digits <= 0 else round(x, digits)
+
+
+def by_key(v, key: str = ""):
+    """JSON-like ``v`` with each float rounded for reading by its key (:func:`key_number`):
+    what an agent or a text-only MCP client reads of a tool's result; never for a file."""
+    if isinstance(v, float):
+        return key_number(v, key)
+    if isinstance(v, dict):
+        return {k: by_key(x, key if _seconds(key) else str(k)) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [by_key(x, key) for x in v]
+    return v

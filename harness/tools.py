@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 import shlex
 import threading
@@ -41,7 +40,7 @@ from sandbox.scx import verify as scx_verify
 from sandbox.scx.verify import OUTCOMES
 
 from . import goal as goal_mod
-from . import gpu, guest_state, telemetry
+from . import fmt, gpu, guest_state, telemetry
 from .agents.base import AgentContext
 from .limits import LimitExceeded
 
@@ -256,38 +255,9 @@ MAX_CHANGES = 100  # changes recorded before a declaration (the count is kept be
 # away, integers stay as they are.
 # Structured content keeps full precision. (Private until the project has one shared
 # number formatter.)
-_RATIO_KEYS = {"ratio", "best", "mean", "null95", "ci95", "best_ci95", "average", "average_no_outliers",
-               "average_mean_of_k"}
-
-
-def _seconds(key: str) -> bool:
-    return key.endswith("_s") and not key.endswith("per_s")
-
-
-def _text_number(x: float, key: str) -> float | int:
-    if x == 0 or not math.isfinite(x):
-        return x
-    sig = 2 if key in ("p", "p_value") or key.endswith("_p") else 3 if key in _RATIO_KEYS or "ratio" in key else 4
-    digits = sig - 1 - math.floor(math.log10(abs(x)))
-    if _seconds(key):  # the millisecond, or 4 significant digits of a shorter time
-        digits = max(digits, 3)
-    return round(x) if digits <= 0 else round(x, digits)
-
-
-def _text_numbers(v, key: str = ""):
-    """``v`` with each float rounded for reading (:func:`_text_number`, by its key)."""
-    if isinstance(v, float):
-        return _text_number(v, key)
-    if isinstance(v, dict):
-        return {k: _text_numbers(x, key if _seconds(key) else str(k)) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_text_numbers(x, key) for x in v]
-    return v
-
-
 def _readable_json(data) -> str:
     """``data`` as compact JSON with readable numbers: what the agent reads of a result."""
-    return json.dumps(_text_numbers(data), default=str)
+    return json.dumps(fmt.by_key(data), default=str)
 
 
 def result_text(name: str, data: dict) -> str:

@@ -13,7 +13,8 @@ from harness.agents.base import AgentContext, Trajectory
 from harness.limits import BudgetTracker
 from harness.mcp_server import HttpServer, build_server
 from harness.models import Budget
-from harness.tools import MCP_TOOLS, SPECS, TrialTools, _text_number, _text_numbers
+from harness.fmt import by_key, key_number
+from harness.tools import MCP_TOOLS, SPECS, TrialTools
 from harness.workload import load_workload
 from sandbox.base import ExecResult
 from sandbox.scx.verify import Verdict
@@ -201,12 +202,12 @@ def test_finish_returns_the_measured_report_to_a_waiting_client(tmp_path):
     ("query_s", 0.0123456, 0.01235),
     ("cpu_util_pct", 45.67891, 45.68), ("ctx_switches_per_s", 123456.78, 123457), ("x", 0.000123456, 0.0001235),
     ("x", -3.14159, -3.142), ("x", 0.0, 0.0)])
-def test_text_numbers(key, x, want):
-    assert _text_number(x, key) == want
+def testby_key(key, x, want):
+    assert key_number(x, key) == want
 
 
 def test_text_numbers_keep_integers_and_round_what_a_seconds_dict_holds():
-    got = _text_numbers({"timings_s": {"build": 1.23456, "load": 0.00041234}, "loadavg": ["0.52"], "ncpu": 4,
+    got = by_key({"timings_s": {"build": 1.23456, "load": 0.00041234}, "loadavg": ["0.52"], "ncpu": 4,
                          "ok": True, "ci95": [0.98765, 1.23456]})
     assert got == {"timings_s": {"build": 1.235, "load": 0.0004123}, "loadavg": ["0.52"], "ncpu": 4, "ok": True,
                    "ci95": [0.988, 1.23]}
