@@ -9,6 +9,7 @@ import pytest
 from harness import cli, energy
 from harness.limits import BudgetTracker, LimitExceeded
 from harness.models import Budget, JobConfig
+from tests.unit.test_cli_lifecycle import home, tree  # noqa: F401  (fixture)
 
 
 def powercap(root: Path, *packages: tuple[int, int]) -> Path:
@@ -104,19 +105,6 @@ def test_budget_round_trips_and_defaults_to_none():
 
 
 # -- at the CLI ------------------------------------------------------------------------------
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    h, j = tmp_path / "home", tmp_path / "jobs"
-    h.mkdir()
-    monkeypatch.setenv("SCHEDCP_HOME", str(h))
-    monkeypatch.setenv("SCHEDCP_JOBS", str(j))
-    return h, j
-
-
-def _tree(*roots: Path) -> list[str]:
-    return sorted(str(p) for r in roots if r.exists() for p in r.rglob("*"))
-
-
 def test_no_energy_source_refuses_the_budget_in_one_line_before_anything_is_written(home, capsys, monkeypatch,
                                                                                      tmp_path):
     monkeypatch.setattr(energy, "POWERCAP", tmp_path / "no-powercap")
@@ -127,13 +115,13 @@ def test_no_energy_source_refuses_the_budget_in_one_line_before_anything_is_writ
     lines = out.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("schedcp: error: --max-energy-j cannot be enforced here: RAPL")
     assert "no GPU passed through" in lines[0]
-    assert _tree(*home) == []
+    assert tree(*home) == []
 
 
 def test_a_non_positive_energy_budget_is_refused(home, capsys, monkeypatch):
     rc = cli.main(["run", "--workloads", "hackbench", "--agent", "linux-default", "--max-energy-j", "0"])
     assert rc == 2 and "--max-energy-j must be positive" in capsys.readouterr().err
-    assert _tree(*home) == []
+    assert tree(*home) == []
 
 
 def test_with_rapl_the_budget_reaches_the_job_config(home, monkeypatch, tmp_path):
