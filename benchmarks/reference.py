@@ -18,7 +18,10 @@ measures (run commands, set-up, files); a workload whose digest changed since it
 trials ran has them run again, the others are kept. Workloads run one at a
 time through all three agents (quick ones first: a smoke timeout under 300 s), so every
 finished workload is a whole row. Each invocation appends its commit, start and end to
-``results/<profile>/runs.jsonl``, so a reference run across several commits says so. Writes ``report.md`` (manifest header, the RQ1 table per
+``results/<profile>/runs.jsonl`` (a SIGTERM too), so a reference run across several
+commits says so. ``--report-only`` runs nothing and writes the report from the trials
+recorded so far; a report with any workload short of its trials says "Partial" and
+which. Writes ``report.md`` (manifest header, the RQ1 table per
 agent with verdicts and noise nulls, per-workload trial time, refusals), ``report.json``,
 ``manifest.json``, ``jobs.json`` and the plots. Prints, at the end:
 
@@ -31,6 +34,7 @@ import argparse
 import hashlib
 import json
 import shutil
+import signal
 import statistics
 import sys
 import time
@@ -103,6 +107,8 @@ def main() -> int:
     ap.add_argument("--optuna-steps", type=int, default=6)
     ap.add_argument("--out", default=str(REPO / "results"))
     ap.add_argument("--display", default="plain", choices=("plain", "jsonl"))
+    ap.add_argument("--report-only", action="store_true",
+                    help="run nothing: write the report from the trials recorded so far (marked partial if any is missing)")
     a = ap.parse_args()
     be = backend_for(None, log=lambda m: print(m, file=sys.stderr))
     man = mf.machine_manifest(be)
@@ -147,14 +153,20 @@ def main() -> int:
         print(f"reference: {w} measures something else now ({before[w]} -> {digests[w]}): "
               f"{len(gone)} trial(s) of it will run again", flush=True)
     digests_file.write_text(json.dumps({**before, **digests}, indent=2, sort_keys=True))
-    # one workload at a time through every agent: each finished workload is a whole row
-    for wl in sorted(wls, key=lambda w: (heavy(w), w.name)):
-        for d, cfg in cfgs:
-            run_job(d, cfg.model_copy(update={"workloads": [wl.name]}), be, Display(a.display))
-    with (out / "runs.jsonl").open("a") as f:
-        f.write(json.dumps({"started": started, "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                            "commit": man.get("commit"), "dirty": man.get("dirty"),
-                            "hours": round((time.monotonic() - t0) / 3600, 3)}) + "\n")
+    if not a.report_only:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still logs the invocation
+        n0 = sum(len(job_results(d)) for d, _ in cfgs)
+        try:
+            # one workload at a time through every agent: each finished workload is a whole row
+            for wl in sorted(wls, key=lambda w: (heavy(w), w.name)):
+                for d, cfg in cfgs:
+                    run_job(d, cfg.model_copy(update={"workloads": [wl.name]}), be, Display(a.display))
+        finally:
+            with (out / "runs.jsonl").open("a") as f:
+                f.write(json.dumps({"started": started, "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                    "commit": man.get("commit"), "dirty": man.get("dirty"),
+                                    "trials": sum(len(job_results(d)) for d, _ in cfgs) - n0,
+                                    "hours": round((time.monotonic() - t0) / 3600, 3)}) + "\n")
     results = [r for j in jobs.values() for r in job_results(jobs_dir() / j)]
     (out / "manifest.json").write_text(json.dumps(man, indent=2))
     data = experiments.rq1(results)
@@ -164,7 +176,17 @@ def main() -> int:
     for r in results:
         times[r.workload] = times.get(r.workload, 0.0) + r.phases_s.get("total", 0.0)
     cvs = baseline_cv(results)
-    md = [f"# Reference results: {mf.profile_name(man)}", "", mf.header(man), "",
+    planned = a.control_attempts + 2 * a.attempts
+    have = {w: sum(r.workload == w for r in results) for w in names}
+    missing = [w for w in names if have[w] < planned]
+    hours = sum(json.loads(x).get("hours", 0) for x in (out / "runs.jsonl").read_text().splitlines()
+                if x.strip()) if (out / "runs.jsonl").is_file() else 0.0
+    status = (f"Complete: all {len(names)} workloads, {planned} trials each, in {hours:.1f} hours of running "
+              f"(results/{mf.profile_name(man)}/runs.jsonl)." if not missing else
+              f"**Partial**: {len(names) - len(missing)} of {len(names)} workloads have all {planned} trials "
+              f"after {hours:.1f} hours of running; still to run (trials recorded): "
+              + ", ".join(f"{w} ({have[w]})" for w in missing) + ". `make reference` continues it.")
+    md = [f"# Reference results: {mf.profile_name(man)}", "", status, "", mf.header(man), "",
           experiments.render("rq1", results), "", "## Trial time and noise per workload (all agents, all attempts)", "",
           f"Noise: the CV of the primary metric over a trial's measured baseline runs (each in a fresh "
           f"instance), median over the workload's trials; over {CV_TARGET:.0%} is marked.", "",
