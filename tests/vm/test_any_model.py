@@ -20,7 +20,7 @@ from harness.job import create_job, run_job
 from harness.models import Budget, JobConfig
 from tests.fake_anthropic import FakeAnthropic, tool_use
 from tests.fake_openai import FakeOpenAI, tool_calls
-from tests.vm.test_harness import events
+from tests.vm.test_harness import atif_calls, events, valid_atif
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -91,7 +91,7 @@ def test_claude_code_trial_through_mcp(backend, tmp_path, monkeypatch):
     try:
         cfg = JobConfig(job_id="cli-vm", workloads=["hackbench"], agent="cli:claude-code",
                         model="claude-sonnet-4-6", interface="mcp", base_url=srv.url, repeat=1,
-                        budget=Budget(steps=10, wall_s=900))
+                        budget=Budget(steps=10, wall_s=900), atif=True)
         d = create_job(cfg, backend)
         (res,) = run_job(d, cfg, backend, lambda k, e: None)
     finally:
@@ -105,6 +105,11 @@ def test_claude_code_trial_through_mcp(backend, tmp_path, monkeypatch):
     ev = events(d / "hackbench__cli-claude-code__a0" / "trajectory.jsonl")
     assert next(e for e in ev if e["type"] == "host_files")["created"] == []
     assert sum(1 for e in ev if e["type"] == "cli_event") >= 6
+    # --atif: the real CLI's trial as an ATIF trajectory that Harbor's validator accepts
+    atif = valid_atif(d / "hackbench__cli-claude-code__a0")
+    assert atif["agent"]["name"] == "cli:claude-code"
+    assert [c for c in atif_calls(atif) if c.startswith("mcp__schedcp__")] == [
+        "mcp__schedcp__start_scheduler", "mcp__schedcp__sysctl_set", "mcp__schedcp__finish"]
     no_secret_in(d, key)
 
 

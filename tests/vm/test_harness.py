@@ -42,6 +42,24 @@ def api(monkeypatch):
         s.close()
 
 
+def valid_atif(trial_dir: Path) -> dict:
+    """The trial's trajectory.atif.json (written by ``atif=True``), checked by Harbor's own
+    validator and models (a test-only install: make test-tools)."""
+    from harbor.models.trajectories import Trajectory as HarborTrajectory
+    from harbor.utils.trajectory_validator import TrajectoryValidator
+
+    path = trial_dir / "trajectory.atif.json"
+    v = TrajectoryValidator()
+    assert v.validate(path), v.get_errors()
+    data = json.loads(path.read_text())
+    HarborTrajectory.model_validate(data)
+    return data
+
+
+def atif_calls(data: dict) -> list[str]:
+    return [c["function_name"] for st in data["steps"] for c in st.get("tool_calls", [])]
+
+
 def test_claude_trial_with_scripted_model(backend, api, tmp_path):
     script = [
         529,  # overloaded once: retried with backoff
@@ -57,10 +75,16 @@ def test_claude_trial_with_scripted_model(backend, api, tmp_path):
     ]
     srv, key = api(script)
     cfg = TrialConfig(trial_id="hackbench__claude__a0", workload="hackbench", agent="claude",
-                      model="claude-sonnet-4-6", repeat=2, budget=Budget(steps=10, wall_s=600))
+                      model="claude-sonnet-4-6", repeat=2, budget=Budget(steps=10, wall_s=600), atif=True)
     tdir = tmp_path / cfg.trial_id
     res = run_trial(cfg, tdir, backend, agent_kwargs={"backoff_s": 0.1})
     assert res.status == "done" and res.failure_kind == "none", res.failure
+    # the ATIF export of this real trial (issue 19): Harbor's validator accepts it, with
+    # every tool call, each LLM step's tokens and the measured outcome
+    atif = valid_atif(tdir)
+    assert atif_calls(atif) == ["bash", "bash", "bash", "write_file", "run_workload", "finish"]
+    assert atif["final_metrics"]["total_prompt_tokens"] == 5 * 1200
+    assert atif["extra"]["ratio"] == pytest.approx(res.improvement["ratio"])
     assert res.tuned_config["sched_ext"] == {"state": "enabled", "ops": "simple"}
     assert res.tuned_config["sysctl_changed"] == {"kernel.sched_autogroup_enabled": "0"}
     assert res.scheduler_in_place is True
