@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import signal
 import statistics
@@ -90,6 +91,13 @@ def measures(wl) -> str:
     return h.hexdigest()[:12]
 
 
+def reference_job_id(profile: str, names: list[str], agent: str, attempts: int, budget: Budget) -> str:
+    """The job id names the plan: the same plan resumes its job, another plan gets its own.
+    ``exclude_none``: a Budget field added later (energy_j) keeps the ids of jobs already run."""
+    key = json.dumps([profile, names, attempts, budget.model_dump(exclude_none=True)], sort_keys=True)
+    return f"reference-{agent}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+
+
 def stale(before: dict[str, str], now: dict[str, str]) -> list[str]:
     """Workloads whose recorded digest differs from what they measure now."""
     return sorted(w for w, dig in now.items() if w in before and before[w] != dig)
@@ -134,9 +142,7 @@ def main() -> int:
     before = json.loads(digests_file.read_text()) if digests_file.is_file() else {}
     cfgs: list[tuple[Path, JobConfig]] = []
     for agent, attempts, budget in plan(a):
-        # the job id names the plan: the same plan resumes its job, another plan gets its own
-        key = json.dumps([mf.profile_name(man), names, attempts, budget.model_dump()], sort_keys=True)
-        job_id = f"reference-{agent}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+        job_id = reference_job_id(mf.profile_name(man), names, agent, attempts, budget)
         d = jobs_dir() / job_id
         cfg = JobConfig(job_id=job_id, workloads=names, agent=agent, attempts=attempts, parallel=1, size="smoke",
                         budget=budget)
@@ -146,27 +152,39 @@ def main() -> int:
         cfgs.append((d, cfg))
         print(f"reference: {agent} ({attempts} attempt(s)) as job {job_id}", flush=True)
     jobs_file.write_text(json.dumps(jobs, indent=2))
-    for w in stale(before, digests):
+    changed = stale(before, digests)
+    for w in changed:
         gone = [tdir for d, cfg in cfgs for tid, wl, _ in trial_ids(cfg) if wl == w and (tdir := d / tid).exists()]
+        if a.report_only:  # runs nothing and deletes nothing: the report names them
+            print(f"reference: {w} measures something else now ({before[w]} -> {digests[w]}): its "
+                  f"{len(gone)} recorded trial(s) are of the old version", flush=True)
+            continue
         for tdir in gone:
             shutil.rmtree(tdir)
         print(f"reference: {w} measures something else now ({before[w]} -> {digests[w]}): "
               f"{len(gone)} trial(s) of it will run again", flush=True)
-    digests_file.write_text(json.dumps({**before, **digests}, indent=2, sort_keys=True))
     if not a.report_only:
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still logs the invocation
+        digests_file.write_text(json.dumps({**before, **digests}, indent=2, sort_keys=True))
+    if not a.report_only:
         n0 = sum(len(job_results(d)) for d, _ in cfgs)
-        try:
-            # one workload at a time through every agent: each finished workload is a whole row
-            for wl in sorted(wls, key=lambda w: (heavy(w), w.name)):
-                for d, cfg in cfgs:
-                    run_job(d, cfg.model_copy(update={"workloads": [wl.name]}), be, Display(a.display))
-        finally:
+
+        def log_invocation(*_signal) -> None:
             with (out / "runs.jsonl").open("a") as f:
                 f.write(json.dumps({"started": started, "ended": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                     "commit": man.get("commit"), "dirty": man.get("dirty"),
                                     "trials": sum(len(job_results(d)) for d, _ in cfgs) - n0,
-                                    "hours": round((time.monotonic() - t0) / 3600, 3)}) + "\n")
+                                    "hours": round((time.monotonic() - t0) / 3600, 3),
+                                    **({"ended_by": "SIGTERM"} if _signal else {})}) + "\n")
+            if _signal:  # a kill still logs the invocation, then ends it at once (as before)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, log_invocation)
+        # one workload at a time through every agent: each finished workload is a whole row
+        for wl in sorted(wls, key=lambda w: (heavy(w), w.name)):
+            for d, cfg in cfgs:
+                run_job(d, cfg.model_copy(update={"workloads": [wl.name]}), be, Display(a.display))
+        log_invocation()
     results = [r for j in jobs.values() for r in job_results(jobs_dir() / j)]
     (out / "manifest.json").write_text(json.dumps(man, indent=2))
     data = experiments.rq1(results)

@@ -310,7 +310,7 @@ def cmd_run(a) -> int:
                     repeat=a.repeat,
                     slo_hint=not a.no_slo_hint, budget=budget,
                     interface="mcp" if agent.startswith("cli:") else a.interface,
-                    base_url=getattr(a, "base_url", None), atif=a.atif)
+                    base_url=getattr(a, "base_url", None), atif=getattr(a, "atif", False))
     be = runner.job_facts if runner else _backend(a)
     d = create_job(cfg, be, vm=vm)
     display = Display(a.display)
@@ -614,7 +614,7 @@ def _run_experiment_grid(a) -> list[str] | None:
                                    no_slo_hint=a.rq == "rq2", max_steps=a.max_steps, max_wall_s=None,
                                    max_cost=None, job_id=jid, recipe=None, vcpus=VM_DEFAULTS["vcpus"],
                                    memory=VM_DEFAULTS["memory"], interface=iface,
-                                   base_url=getattr(a, "base_url", None))
+                                   base_url=getattr(a, "base_url", None), atif=False, max_energy_j=None)
                 rc = cmd_run(ns)
                 if rc not in (0, 1):
                     return None

@@ -126,7 +126,8 @@ def budget_refusal(gpus: int = 0, root: Path | None = None) -> str | None:
     cpu = Rapl(root).reason
     if cpu is None:
         return None
-    gpu = ("" if gpus > 0 else "no GPU passed through to the trials' VMs, so no NVML energy counter either")
-    if gpu:
-        return f"--max-energy-j cannot be enforced here: {cpu}, and {gpu}"
-    return None
+    # a passed-through GPU's counter would be read by NVML inside the guest, which the image
+    # cannot do yet (no NVIDIA driver, no pynvml): not a source to enforce a budget with
+    gpu = ("no GPU passed through to the trials' VMs, so no NVML energy counter either" if gpus < 1 else
+           "NVML energy inside a guest is not available yet (the image has no NVIDIA driver or pynvml)")
+    return f"--max-energy-j cannot be enforced here: {cpu}, and {gpu}"

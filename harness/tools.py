@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from sandbox.base import GuestCrashed, SandboxError
 from sandbox.guest import (SCX_BIN, SchedulerError, list_schedulers, sched_ext_state, scheduler_log,
@@ -249,12 +249,7 @@ _SYSCTL = re.compile(r"[a-z0-9_][a-z0-9_.\-/]*")
 MAX_CHANGES = 100  # changes recorded before a declaration (the count is kept beyond)
 
 # -- the text of a result ----------------------------------------------------------------------
-# Numbers a person (or a model) reads: ratios to 3 significant digits, p-values to 2,
-# seconds (keys ending in _s but not per_s, and what a *_s dict holds) to the millisecond
-# (4 significant digits below 1 s), other fractions to 4; whole parts are never rounded
-# away, integers stay as they are.
-# Structured content keeps full precision. (Private until the project has one shared
-# number formatter.)
+# Numbers rounded by their key (harness/fmt.py's by_key); structured content keeps full precision.
 def _readable_json(data) -> str:
     """``data`` as compact JSON with readable numbers: what the agent reads of a result."""
     return json.dumps(fmt.by_key(data), default=str)
@@ -331,10 +326,15 @@ class TrialTools:
                 out = f"bad tool input for {name}: {e}"
             except (SchedulerError, SandboxError) as e:
                 out = f"error: {e}"
+            if not isinstance(out, str):
+                try:
+                    SPECS[name]["result"].model_validate(out)
+                except ValidationError as e:  # a bug of the harness, not the agent's: logged, answered
+                    self.ctx.trajectory.log("harness_error", where=f"result of {name}", error=str(e)[:2000])
+                    out = f"harness error: the result of {name} did not fit its schema (recorded for the harness)"
             if isinstance(out, str):
                 res = ToolOutcome(out, None, is_error=True)
-            else:  # a result outside its model is a bug of the harness: it raises
-                SPECS[name]["result"].model_validate(out)
+            else:
                 res = ToolOutcome(result_text(name, out), out)
             self.ctx.trajectory.log("tool_result", id=call_id, name=name, output=res.text[:20000],
                                     is_error=res.is_error, duration_s=round(time.monotonic() - t, 4))
@@ -389,7 +389,7 @@ class TrialTools:
 
     def t_write_file(self, path: str, content: str) -> dict:
         self.ctx.write_file(str(path), str(content))
-        return {"wrote": path}
+        return {"wrote": str(path)}
 
     def t_run_workload(self) -> dict:
         if self.require_goal:  # the goal is hidden: the program's own output, not the harness's named metrics

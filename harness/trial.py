@@ -189,6 +189,10 @@ class Trial:
         tracker.start()
         t0 = time.monotonic()
         try:
+            if cfg.budget.energy_j is not None and not tracker.energy.sources:
+                # the job was created where energy could be measured (or resumed elsewhere)
+                raise AgentInfraError("--max-energy-j cannot be enforced on this host: "
+                                      + "; ".join(tracker.energy.notes.values()))
             make_agent(cfg.agent, **self.agent_kwargs).run(ctx)
         except LimitExceeded as e:
             res.limit_hit = e.kind

@@ -30,6 +30,7 @@ from harness.cli import main
 from harness.limits import price
 from harness.models import TrialConfig
 from harness.trial import read_result, run_trial
+from tests.unit.test_trial_errors import _Backend  # a trial that ends at its first VM
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
 CLAUDE = FIX / "atif-jobs" / "claude-scripted" / "hackbench__claude__a0"
@@ -218,19 +219,6 @@ def test_export_command(tmp_path, monkeypatch, capsys):
         job / "sqlite__scx-search__a0")
     assert main(["export", SCX_JOB.name, "--trial", "nope", "--format", "atif"]) == 2
     assert main(["export", "no-such-job", "--format", "atif"]) == 2
-
-
-class _Backend:
-    """Enough of a backend for a trial to reach its first VM, whose opening fails (as in
-    test_trial_errors.py): the trial still ends, and writes its files."""
-
-    from types import SimpleNamespace as _NS
-
-    image = _NS(key="img-test", lock=_NS(profile="", features=[]))
-    shape = _NS(gpus=(), vcpus=2, memory_mib=4096)
-
-    def open(self, **kw):
-        raise KeyError("a harness bug")
 
 
 @pytest.mark.parametrize("atif", [True, False])

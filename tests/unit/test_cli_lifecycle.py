@@ -350,3 +350,14 @@ def test_stdio_client_that_finished_then_left_is_not_an_error(tmp_path):
     time.sleep(0.5)
     assert ctx.sandbox.closed_with is None
     os.close(cout_r)
+
+
+def test_the_experiment_grid_gives_cmd_run_every_option_of_schedcp_run(monkeypatch):
+    """`schedcp experiment` calls cmd_run with a Namespace of its own: it must carry every
+    option that `schedcp run` has (a new run option once crashed every grid run)."""
+    seen = []
+    monkeypatch.setattr(cli, "cmd_run", lambda ns: seen.append(ns) or 0)
+    a = cli.build_parser().parse_args(["experiment", "rq1", "--workloads", "hackbench", "--agents", "scx-search"])
+    assert cli._run_experiment_grid(a) is not None and len(seen) == 1
+    run_opts = set(vars(cli.build_parser().parse_args(["run", "--workloads", "hackbench"])))
+    assert run_opts - set(vars(seen[0])) <= {"fn", "group", "ray"}, run_opts - set(vars(seen[0]))

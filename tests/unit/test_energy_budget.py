@@ -139,3 +139,8 @@ def test_with_rapl_the_budget_reaches_the_job_config(home, monkeypatch, tmp_path
     monkeypatch.setattr(cli, "_run_and_report", stop)
     assert cli.main(["run", "--workloads", "hackbench", "--agent", "linux-default", "--max-energy-j", "5000"]) == 0
     assert seen["budget"].energy_j == 5000.0
+
+
+def test_a_passed_through_gpu_is_not_yet_an_energy_source(tmp_path):
+    why = energy.budget_refusal(gpus=1, root=tmp_path)  # no powercap tree under tmp_path: no RAPL
+    assert why and "NVML energy inside a guest is not available yet" in why

@@ -150,12 +150,6 @@ def test_a_failing_tool_is_an_error_result_without_structured_content(tmp_path):
     assert [e["is_error"] for e in res] == [True, True, True]
 
 
-def test_a_result_outside_its_model_raises(tmp_path):
-    tools = tools_for(tmp_path, trial_run=lambda: {"wall_s": "fast"})
-    with pytest.raises(ValueError, match="metrics.wall_s"):
-        tools.call_result("run_workload")
-
-
 def test_goal_gate_and_declaration_over_http(tmp_path):
     tools = tools_for(tmp_path, require_goal=True)
     http = HttpServer(build_server(tools)).start()
@@ -211,3 +205,15 @@ def test_text_numbers_keep_integers_and_round_what_a_seconds_dict_holds():
                          "ok": True, "ci95": [0.98765, 1.23456]})
     assert got == {"timings_s": {"build": 1.235, "load": 0.0004123}, "loadavg": ["0.52"], "ncpu": 4, "ok": True,
                    "ci95": [0.988, 1.23]}
+
+
+def test_a_result_outside_its_model_is_logged_and_answered_not_raised(tmp_path):
+    """A harness bug (a result that does not fit its schema) must not end the trial as the
+    agent's error: the agent gets an error result, the trajectory a harness_error record."""
+    tools = tools_for(tmp_path, trial_run=lambda: {"wall_s": "fast"})
+    out = tools.call_result("run_workload")
+    assert out.is_error and out.data is None and "did not fit its schema" in out.text
+    recs = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert any(r["type"] == "harness_error" and "run_workload" in r["where"] and "metrics.wall_s" in r["error"]
+               for r in recs)
+    assert any(r["type"] == "tool_result" and r["is_error"] for r in recs)

@@ -56,3 +56,16 @@ def test_the_job_id_digest_follows_what_a_workload_measures_not_its_notes(tmp_pa
 def test_only_workloads_whose_digest_changed_run_again():
     assert reference.stale({"a": "1", "b": "2"}, {"a": "1", "b": "3", "c": "4"}) == ["b"]
     assert reference.stale({}, {"a": "1"}) == []
+
+
+def test_job_ids_stay_those_of_the_recorded_reference():
+    """results/tcg-2c-24g-amd-epyc/jobs.json names these: a change to Budget or to the key
+    must not orphan the trials already run (make reference would start over)."""
+    from harness.models import Budget
+
+    names = ["clickhouse", "context-switch", "faiss", "ffmpeg", "gzip", "hackbench", "kernel-build", "llama-cpp",
+             "llvm-build", "nginx", "postgres", "pytorch", "redis", "rocksdb", "sqlite", "wakeup-latency", "xz"]
+    p = "tcg-2c-24g-amd-epyc"
+    assert reference.reference_job_id(p, names, "linux-default", 2, Budget()) == "reference-linux-default-f0308e6b"
+    assert reference.reference_job_id(p, names, "scx-search", 1, Budget()) == "reference-scx-search-02d1f363"
+    assert reference.reference_job_id(p, names, "optuna", 1, Budget(steps=6)) == "reference-optuna-6047f05c"
