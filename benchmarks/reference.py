@@ -46,7 +46,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import experiments, fmt, manifest as mf  # noqa: E402
 from harness.job import Display, create_job, job_results, jobs_dir, run_job, trial_ids  # noqa: E402
 from harness.models import Budget, JobConfig  # noqa: E402
-from harness.report import plot  # noqa: E402
 from harness.workload import backend_refusal, list_workloads  # noqa: E402
 from sandbox.factory import backend_for  # noqa: E402
 
@@ -105,6 +104,45 @@ def stale(before: dict[str, str], now: dict[str, str]) -> list[str]:
 
 def heavy(wl) -> bool:
     return wl.spec.timeout_s.smoke >= 300
+
+
+def plot_reference(data: dict, path: Path) -> Path:
+    """Per workload, each agent's best-of-K ratio with its 95 % CI, and the noise null
+    (what a change-nothing agent reaches by luck 95 % of the time): one readable figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agents = list(data)
+    workloads = sorted({r["workload"] for d in data.values() for r in d["workloads"]})
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(workloads) + 2), 3.6))
+    width = 0.8 / max(len(agents), 1)
+    for i, agent in enumerate(agents):
+        rows = {r["workload"]: r for r in data[agent]["workloads"]}
+        xs, ys, lo, hi, nulls = [], [], [], [], []
+        for j, w in enumerate(workloads):
+            r = rows.get(w)
+            if r is None or r["best"] is None:
+                continue
+            ci = r["best_ci95"] or [r["best"], r["best"]]
+            xs.append(j + (i - (len(agents) - 1) / 2) * width)
+            ys.append(r["best"])
+            lo.append(r["best"] - ci[0])
+            hi.append(ci[1] - r["best"])
+            nulls.append((xs[-1], r["null95"]))
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=agent)
+        for k, (x, null) in enumerate(n for n in nulls if n[1]):  # the null of this agent's K
+            ax.hlines(null, x - width / 2, x + width / 2, colors="k", linestyles="dashed", lw=0.9,
+                      label="noise null of its K (95 %)" if i == 0 and k == 0 else None)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xticks(range(len(workloads)), workloads, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("best-of-K ratio (x, > 1 better), 95 % CI")
+    ax.legend(fontsize=7, ncol=len(agents) + 1, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def main() -> int:
@@ -197,13 +235,17 @@ def main() -> int:
     planned = a.control_attempts + 2 * a.attempts
     have = {w: sum(r.workload == w for r in results) for w in names}
     missing = [w for w in names if have[w] < planned]
-    hours = sum(json.loads(x).get("hours", 0) for x in (out / "runs.jsonl").read_text().splitlines()
-                if x.strip()) if (out / "runs.jsonl").is_file() else 0.0
+    runs = ([json.loads(x) for x in (out / "runs.jsonl").read_text().splitlines() if x.strip()]
+            if (out / "runs.jsonl").is_file() else [])
+    hours = sum(r.get("hours", 0) for r in runs)
+    commits = list(dict.fromkeys(str(r.get("commit"))[:10] + (" (dirty)" if r.get("dirty") else "") for r in runs))
     status = (f"Complete: all {len(names)} workloads, {planned} trials each, in {hours:.1f} hours of running "
               f"(results/{mf.profile_name(man)}/runs.jsonl)." if not missing else
               f"**Partial**: {len(names) - len(missing)} of {len(names)} workloads have all {planned} trials "
               f"after {hours:.1f} hours of running; still to run (trials recorded): "
               + ", ".join(f"{w} ({have[w]})" for w in missing) + ". `make reference` continues it.")
+    status += (f" Trials ran in {len(runs)} invocation(s) of `make reference` on commit(s) {', '.join(commits)}; "
+               "the header below is the machine now." if runs else "")
     md = [f"# Reference results: {mf.profile_name(man)}", "", status, "", mf.header(man), "",
           experiments.render("rq1", results), "", "## Trial time and noise per workload (all agents, all attempts)", "",
           f"Noise: the CV of the primary metric over a trial's measured baseline runs (each in a fresh "
@@ -215,8 +257,10 @@ def main() -> int:
         md += ["", "## Not run on this host", ""] + [f"- {w}: {why}" for w, why in sorted(refused.items())]
     md += ["", f"Jobs: {', '.join(f'{k}: {v}' for k, v in jobs.items())}"]
     (out / "report.md").write_text("\n".join(md) + "\n")
-    for p in plot(results, out):
-        print(f"plot: {p}")
+    for stale_plot in ("distributions.png", "improvements.png"):  # the per-job plots of earlier versions
+        (out / stale_plot).unlink(missing_ok=True)
+    if results:
+        print(f"plot: {plot_reference(data, out / 'ratios.png')}")
     done = sum(r.status == "done" for r in results)
     print(f"BENCH reference workloads={len(names)} trials={len(results)} done={done} "
           f"failed={sum(r.status == 'failed' for r in results)} hours={(time.monotonic() - t0) / 3600:.2f}")
