@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import experiments, fmt, manifest as mf  # noqa: E402
 from harness.job import Display, create_job, job_results, jobs_dir, run_job, trial_ids  # noqa: E402
 from harness.models import Budget, JobConfig  # noqa: E402
+from harness.stats import summarize  # noqa: E402
 from harness.workload import backend_refusal, list_workloads  # noqa: E402
 from sandbox.factory import backend_for  # noqa: E402
 
@@ -66,9 +67,9 @@ def baseline_cv(results) -> dict[str, float]:
     mean) across the trial's measured baseline runs."""
     per: dict[str, list[float]] = {}
     for r in results:
-        vals = [run[r.primary_metric] for run in r.baseline_runs if r.primary_metric in run]
-        if len(vals) >= 2 and statistics.fmean(vals) > 0:
-            per.setdefault(r.workload, []).append(statistics.stdev(vals) / statistics.fmean(vals))
+        st = summarize([run[r.primary_metric] for run in r.baseline_runs if r.primary_metric in run])
+        if st["n"] >= 2 and st["mean"] > 0:
+            per.setdefault(r.workload, []).append(st["cv"])
     return {w: statistics.median(v) for w, v in per.items()}
 
 

@@ -203,7 +203,7 @@ def live_facts() -> dict:
         conn = prereqs.connect()
         try:
             v = conn.getLibVersion()
-            libvirtd = f"reachable at {prereqs.LIBVIRT_URI} (daemon {v // 1000000}.{v // 1000 % 1000}.{v % 1000})"
+            libvirtd = f"reachable at {prereqs.LIBVIRT_URI} (daemon {prereqs.version_text(v)})"
         finally:
             conn.close()
     except Exception as e:  # SandboxUnavailable, with the command that starts it

@@ -108,11 +108,15 @@ def _has_group(name: str) -> bool:
         return False
 
 
+def version_text(v: int) -> str:
+    """libvirt's packed version number (major * 1e6 + minor * 1e3 + release) as text."""
+    return f"{v // 1000000}.{v // 1000 % 1000}.{v % 1000}"
+
+
 def host_tools() -> dict[str, str]:
     out = {"libvirt": "", "qemu": ""}
     try:
-        v = libvirt.getVersion()
-        out["libvirt"] = f"{v // 1000000}.{v // 1000 % 1000}.{v % 1000}"
+        out["libvirt"] = version_text(libvirt.getVersion())
     except libvirt.libvirtError:
         pass
     if shutil.which(QEMU):
