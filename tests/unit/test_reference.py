@@ -69,3 +69,11 @@ def test_job_ids_stay_those_of_the_recorded_reference():
     assert reference.reference_job_id(p, names, "linux-default", 2, Budget()) == "reference-linux-default-f0308e6b"
     assert reference.reference_job_id(p, names, "scx-search", 1, Budget()) == "reference-scx-search-02d1f363"
     assert reference.reference_job_id(p, names, "optuna", 1, Budget(steps=6)) == "reference-optuna-6047f05c"
+
+
+def test_the_report_says_why_the_noisy_workloads_stay_over_the_target():
+    why = reference.noisy_why({"redis": 0.111, "gzip": 0.029, "nginx": 0.107}, "tcg")
+    assert why.startswith("Why nginx, redis stay over the target:")
+    assert "under TCG each instance runs at its own speed" in why
+    assert "gzip" not in why
+    assert reference.noisy_why({"gzip": 0.029, "sqlite": 0.05}, "tcg") is None
