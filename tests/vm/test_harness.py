@@ -200,3 +200,27 @@ def test_job_killed_with_sigkill_resumes_without_redoing(backend, tmp_path):
                          env=env, cwd=REPO, capture_output=True, text=True)
     data = json.loads(rep.stdout)
     assert [w["workload"] for w in data["workloads"]] == ["hackbench", "sqlite"]
+    # the fresh job beside the committed reference (issue 21): its rows next to the
+    # reference's control rows, warned exactly when the machine profiles differ
+    from harness.job import job_manifest
+    from harness.manifest import differences
+
+    ref_dir = sorted((REPO / "results").glob("*/report.json"))[0].parent
+    ref_json = json.loads((ref_dir / "report.json").read_text())
+    ref_rows = {w["workload"]: w for w in ref_json["agents"]["linux-default"]["workloads"]}
+    vs = subprocess.run([sys.executable, "-m", "harness.cli", "report", "resume-test", "--against", str(ref_dir),
+                         "--format", "json"], env=env, cwd=REPO, capture_output=True, text=True)
+    assert vs.returncode == 0, vs.stderr
+    side = json.loads(vs.stdout)
+    common = sorted({"hackbench", "sqlite"} & set(ref_rows))
+    assert common and sorted(r["workload"] for r in side["rows"]) == common
+    mine = {w["workload"]: w for w in data["workloads"]}
+    for r in side["rows"]:
+        assert r["reference_agent"] == "linux-default" and r["reference"] == ref_rows[r["workload"]]
+        assert r["job"]["best"] == pytest.approx(mine[r["workload"]]["best"])
+    assert job_manifest(job) is not None  # a fresh job records its machine
+    diff = differences(job_manifest(job), json.loads((ref_dir / "manifest.json").read_text()))
+    assert bool(side["warnings"]) == bool(diff) and all(d in side["warnings"][0] for d in diff)
+    md = subprocess.run([sys.executable, "-m", "harness.cli", "report", "resume-test", "--against", str(ref_dir)],
+                        env=env, cwd=REPO, capture_output=True, text=True)
+    assert f"Against {ref_dir}:" in md.stdout and f"| {common[0]} | linux-default |" in md.stdout
