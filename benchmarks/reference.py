@@ -62,7 +62,8 @@ def plan(a) -> list[tuple[str, int, Budget]]:
 CV_TARGET = 0.05  # issue 21: a workload noisier than this at the reference size is named
 NOISY_WHY = (
     "Why {names} stay over the target: every measured run is in its own restored instance, and under "
-    "{accelerator} each instance runs at its own speed, so the spread between instances is part of this CV "
+    "{accelerator} each instance runs at its own speed (and a shared host's speed drifts during a trial), so the "
+    "spread between instances is part of this CV "
     "(the same sizes measured within one instance, `benchmarks/noise.py`, are quieter). A larger size does not "
     "shrink the spread between instances; the design keeps it inside the runs, where each trial's CI and the "
     "control's noise null carry it, so these rows can only show effects larger than that spread.")
