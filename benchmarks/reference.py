@@ -88,7 +88,7 @@ def _cv_text(cv: float | None) -> str:
 
 def noisy_why(cvs: dict[str, float], accel: str) -> str | None:
     """The report's reason, under the noise table, for the workloads over the CV target."""
-    noisy = sorted(w for w, cv in cvs.items() if cv is not None and cv > CV_TARGET)
+    noisy = sorted(w for w, cv in cvs.items() if cv > CV_TARGET)
     return NOISY_WHY.format(names=", ".join(noisy), accelerator=accel.upper()) if noisy else None
 
 

@@ -218,8 +218,9 @@ def test_job_killed_with_sigkill_resumes_without_redoing(backend, tmp_path):
     for r in side["rows"]:
         assert r["reference_agent"] == "linux-default" and r["reference"] == ref_rows[r["workload"]]
         assert r["job"]["best"] == pytest.approx(mine[r["workload"]]["best"])
-    assert job_manifest(job) is not None  # a fresh job records its machine
-    diff = differences(job_manifest(job), json.loads((ref_dir / "manifest.json").read_text()))
+    fresh = job_manifest(job)
+    assert fresh is not None  # a fresh job records its machine
+    diff = differences(fresh, json.loads((ref_dir / "manifest.json").read_text()))
     assert bool(side["warnings"]) == bool(diff) and all(d in side["warnings"][0] for d in diff)
     md = subprocess.run([sys.executable, "-m", "harness.cli", "report", "resume-test", "--against", str(ref_dir)],
                         env=env, cwd=REPO, capture_output=True, text=True)
