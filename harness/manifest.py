@@ -44,12 +44,20 @@ def _mem_gib() -> int:
         return 0
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, repo: Path = REPO) -> str:
     try:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
                               timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+def tree_dirty(repo: Path = REPO) -> bool:
+    """Whether tracked files differ from the commit, not counting ``results/``: the
+    reference run writes its own output there, which says nothing about the code that
+    produced it."""
+    return bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results",
+                     repo=repo))
 
 
 def _versions() -> dict[str, str]:
@@ -89,7 +97,7 @@ def machine_manifest(backend) -> dict:
         "vcpus": getattr(shape, "vcpus", None),
         "memory_mib": getattr(shape, "memory_mib", None),
         "commit": _git("rev-parse", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "dirty": tree_dirty(),
         "python": platform.python_version(),
         "packages": _versions(),
     }

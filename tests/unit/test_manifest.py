@@ -1,6 +1,7 @@
 """The machine manifest and the comparison of a job against a reference folder."""
 
 import json
+import subprocess
 from pathlib import Path
 
 from harness import manifest, report
@@ -40,6 +41,23 @@ def test_machine_manifest_of_this_host_has_every_profile_field():
     m = manifest.machine_manifest(Backend())
     assert set(manifest.PROFILE_KEYS) <= set(m) and m["cores"] >= 1 and m["accel"] == "tcg"
     assert len(m["commit"]) == 40 and isinstance(m["dirty"], bool) and m["packages"]["numpy"]
+
+
+def test_tree_dirty_ignores_the_results_folder_only(tmp_path):
+    def git(*a):
+        subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "report.md").write_text("a")
+    (tmp_path / "code.py").write_text("x = 1")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "c")
+    assert manifest.tree_dirty(tmp_path) is False
+    (tmp_path / "results" / "report.md").write_text("b")  # the run's own output
+    (tmp_path / "notes.txt").write_text("untracked")
+    assert manifest.tree_dirty(tmp_path) is False
+    (tmp_path / "code.py").write_text("x = 2")  # code changed: dirty
+    assert manifest.tree_dirty(tmp_path) is True
 
 
 def _reference(tmp_path, man):
