@@ -213,6 +213,8 @@ def cleanup_stale(conn: libvirt.virConnect | None = None) -> list[str]:
 def _reclaim_run_dir(conn: libvirt.virConnect, d: Path) -> bool:
     """If no process holds the run folder's lock, it belongs to a killed run: destroy its
     domain and remove it (True). False when it is in use."""
+    if not d.is_dir():  # removed meanwhile by another clean-up
+        return True
     fd = _try_lock(d / "lock")
     if fd is None:
         return False
@@ -222,6 +224,38 @@ def _reclaim_run_dir(conn: libvirt.virConnect, d: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+RECLAIM_WAIT_S = 30.0
+
+
+def claim_run_dir(conn: libvirt.virConnect, d: Path, wait_s: float = RECLAIM_WAIT_S) -> tuple[Path, int]:
+    """Make the run folder ``d`` for a new sandbox and hold its lock (the folder and the
+    lock's fd). Call it holding the slot's lock. A folder left by a run killed after our
+    start-up clean-up is reclaimed. Its lock can still be held for a moment by another
+    process's clean-up of that killed run (``cleanup_stale``, or an MCP server's watchdog
+    in ``reap_job``, which hold it while they destroy the domain and remove the folder):
+    wait up to ``wait_s`` for that, then fail naming the holder."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        if not d.exists() or _reclaim_run_dir(conn, d):
+            try:
+                d.mkdir(parents=True, exist_ok=False)
+            except FileExistsError:  # another clean-up's lock file made it again for a moment
+                pass
+            else:
+                os.chmod(d, 0o755)
+                fd = _try_lock(d / "lock")
+                if fd is not None:
+                    return d, fd
+        if time.monotonic() >= deadline:
+            try:
+                holder = (d / "lock").read_text().strip() or "?"
+            except OSError:
+                holder = "?"
+            raise SandboxUnavailable(f"VM {d.name} is in use by another process (pid {holder}, lock in {d}; "
+                                     f"waited {wait_s:.0f}s)")
+        time.sleep(0.2)
 
 
 def _destroy_by_name(conn: libvirt.virConnect, name: str) -> None:
@@ -313,15 +347,7 @@ class LibvirtBackend:
         )
 
     def _new_run_dir(self, name: str) -> tuple[Path, int]:
-        d = run_root() / name
-        # a folder left by a run killed after our start-up cleanup is reclaimed
-        if d.exists() and not _reclaim_run_dir(self.conn, d):
-            raise SandboxUnavailable(f"VM {name} is in use by another process (lock in {d})")
-        d.mkdir(parents=True, exist_ok=False)
-        os.chmod(d, 0o755)
-        fd = _try_lock(d / "lock")
-        assert fd is not None
-        return d, fd
+        return claim_run_dir(self.conn, run_root() / name)
 
     def _relay(self, port: int) -> Relay:
         return Relay("127.0.0.1", port, self.image.client_key, self.image.known_hosts)

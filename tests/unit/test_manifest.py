@@ -18,7 +18,7 @@ M = {"cpu_model": "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz", "cores": 2, "
 def test_profile_name_and_header():
     assert manifest.profile_name(M) == "tcg-2c-24g-intel-xeon-platinum-8481c"
     h = manifest.header(M)
-    assert "2 cores" in h and "tcg" in h and "7.3.4" in h and "0123456789 (dirty tree)" in h
+    assert "2 cores" in h and "tcg" in h and "7.3.4" in h and "schedcp 0123456 (dirty tree)" in h
     assert "not recorded" in manifest.header(None)
 
 

@@ -20,7 +20,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from sandbox.libvirt import prereqs
-from sandbox.libvirt.backend import domain_prefix
+from harness.mcp_server import _run_dir_job
+from sandbox.libvirt.backend import domain_prefix, run_root
 from sandbox.libvirt.domain import SCHEDCP_NS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +42,12 @@ def running_domains(job: str) -> list[str]:
         if meta.get("job") == job:
             out.append(f"{dom.name()} ({meta.get('trial')})")
     return out
+
+
+def run_dirs(job: str) -> list[str]:
+    """Run folders of this SCHEDCP_HOME whose domain's metadata names ``job``."""
+    rr = run_root()
+    return [d.name for d in sorted(rr.iterdir()) if d.is_dir() and _run_dir_job(d) == job] if rr.is_dir() else []
 
 
 def virsh_names() -> list[str]:
@@ -164,6 +171,11 @@ def test_server_killed_with_sigkill_leaves_no_vm(tmp_path):
     assert out.get("live"), out
     took, left = wait_gone(job, GONE_WITHIN_S)
     assert not left, f"still running {took:.1f}s after the server was killed: {left}"
+    # the watchdog also removes their run folders (it holds each one's lock while it does)
+    t0 = time.monotonic()
+    while (dirs := run_dirs(job)) and time.monotonic() - t0 < GONE_WITHIN_S:
+        time.sleep(0.2)
+    assert not dirs, f"run folders left {GONE_WITHIN_S:.0f}s after the server's VMs were gone: {dirs}"
     # the trial folder has no result.json: `schedcp jobs resume` would run it again
     assert not (tmp_path / "jobs" / job / "hackbench__external__a0" / "result.json").exists()
 
