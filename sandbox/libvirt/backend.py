@@ -201,12 +201,25 @@ def cleanup_stale(conn: libvirt.virConnect | None = None) -> list[str]:
                 removed.append(d.name)
             else:
                 live.add(d.name)
-    mine = domain_prefix()
+    return removed + _destroy_orphans(conn, domain_prefix(), live, rr)
+
+
+def _destroy_orphans(conn: libvirt.virConnect, prefix: str, live: set[str], rr: Path) -> list[str]:
+    """Destroy the domains named ``prefix...`` that have no live run folder. A sandbox makes
+    (and locks) its run folder before its domain, so a folder that appeared after the
+    ``live`` listing (another process starting a sandbox meanwhile) is looked at again,
+    and its domain is left alone while that folder's lock is held."""
+    removed = []
     for dom in conn.listAllDomains():
         name = dom.name()
-        if name.startswith(mine) and name not in live:
-            _destroy_by_name(conn, name)
-            removed.append(name)
+        if not name.startswith(prefix) or name in live:
+            continue
+        if (rr / name).is_dir():
+            if _reclaim_run_dir(conn, rr / name):
+                removed.append(name)
+            continue
+        _destroy_by_name(conn, name)
+        removed.append(name)
     return removed
 
 

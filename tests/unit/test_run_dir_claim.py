@@ -1,10 +1,14 @@
-"""Claiming a sandbox's run folder (``claim_run_dir``) while another process holds its
+"""Run folders and clean-up across processes.
+
+Claiming a sandbox's run folder (``claim_run_dir``) while another process holds its
 lock for a moment: the watchdog of a SIGKILLed `schedcp mcp serve` (``reap_job``) or
 another process's ``cleanup_stale`` holds a killed run's folder while it destroys the
 domain and removes the folder. The next sandbox of that slot waits for it instead of
 failing "in use" (a CI failure of test_parallel right after test_lifecycle's SIGKILL
-test). Real processes hold real flocks; libvirt's in-process test driver stands in for
-libvirtd."""
+test). And ``cleanup_stale``'s domain pass must not take a sandbox that another process
+started after the pass listed the run folders for an orphan.
+
+Real processes hold real flocks; libvirt's in-process test driver stands in for libvirtd."""
 
 import os
 import subprocess
@@ -16,7 +20,7 @@ import libvirt
 import pytest
 
 from sandbox.base import SandboxUnavailable
-from sandbox.libvirt.backend import claim_run_dir
+from sandbox.libvirt.backend import _destroy_orphans, claim_run_dir
 
 # Another process takes the folder's lock the way _try_lock does, says so, holds it for
 # argv[2] seconds (forever if negative), then removes the folder, as a clean-up would.
@@ -97,3 +101,30 @@ def test_a_stale_folder_is_reclaimed_at_once_with_its_domain(tmp_path, conn):
             conn.lookupByName("test")
     finally:
         os.close(fd)
+
+
+def test_clean_up_spares_a_domain_whose_folder_appeared_after_its_listing(tmp_path, conn):
+    """``cleanup_stale`` lists the live run folders, then the domains: a sandbox another
+    process started in between (folder made and locked, then its domain) is not an orphan."""
+    rr = tmp_path / "run"
+    p = hold(rr / "test", -1)  # another process's new sandbox: its folder held, its domain "test" running
+    try:
+        assert _destroy_orphans(conn, "test", live=set(), rr=rr) == []
+        assert conn.lookupByName("test").isActive()
+    finally:
+        p.kill()
+        p.wait()
+    # once that process is gone, the same pass reclaims both
+    assert _destroy_orphans(conn, "test", live=set(), rr=rr) == ["test"]
+    assert not (rr / "test").exists()
+    with pytest.raises(libvirt.libvirtError):
+        conn.lookupByName("test")
+
+
+def test_clean_up_destroys_a_domain_without_a_folder(tmp_path, conn):
+    rr = tmp_path / "run"
+    rr.mkdir()
+    assert _destroy_orphans(conn, "test", live=set(), rr=rr) == ["test"]
+    with pytest.raises(libvirt.libvirtError):
+        conn.lookupByName("test")
+
