@@ -252,7 +252,7 @@ def main() -> int:
     runs = ([json.loads(x) for x in (out / "runs.jsonl").read_text().splitlines() if x.strip()]
             if (out / "runs.jsonl").is_file() else [])
     hours = sum(r.get("hours", 0) for r in runs)
-    commits = list(dict.fromkeys(str(r.get("commit"))[:7] + (" (dirty)" if r.get("dirty") else "") for r in runs))
+    commits = list(dict.fromkeys(mf.short_commit(r.get("commit")) + (" (dirty)" if r.get("dirty") else "") for r in runs))
     status = (f"Complete: all {len(names)} workloads, {planned} trials each, in {hours:.1f} hours of running "
               f"(results/{mf.profile_name(man)}/runs.jsonl)." if not missing else
               f"**Partial**: {len(names) - len(missing)} of {len(names)} workloads have all {planned} trials "

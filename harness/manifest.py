@@ -122,11 +122,16 @@ def differences(a: dict, b: dict) -> list[str]:
     return [f"{k}: {a.get(k)} != {b.get(k)}" for k in PROFILE_KEYS if a.get(k) != b.get(k)]
 
 
+def short_commit(commit: str | None) -> str:
+    """A commit id as every report shows it (7 characters, like ``git log --oneline``)."""
+    return (commit or "?")[:7]
+
+
 def header(m: dict | None) -> str:
     """One or two lines for the top of a report."""
     if not m:
         return "Machine: not recorded (a job made before manifests existed)"
-    commit = (m.get("commit") or "?")[:7] + (" (dirty tree)" if m.get("dirty") else "")
+    commit = short_commit(m.get("commit")) + (" (dirty tree)" if m.get("dirty") else "")
     return (f"Machine: {m.get('cpu_model')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB, {m.get('accel')}; "
             f"host kernel {m.get('host_kernel')}, QEMU {m.get('qemu')}, libvirt {m.get('libvirt')}\n"
             f"Guest: image {m.get('image')} (lock sha256 {str(m.get('image_lock_sha256'))[:12]}), kernel "

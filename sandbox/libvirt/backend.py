@@ -251,7 +251,7 @@ def claim_run_dir(conn: libvirt.virConnect, d: Path, wait_s: float = RECLAIM_WAI
     wait up to ``wait_s`` for that, then fail naming the holder."""
     deadline = time.monotonic() + wait_s
     while True:
-        if not d.exists() or _reclaim_run_dir(conn, d):
+        if _reclaim_run_dir(conn, d):  # no folder, or a killed run's, now removed
             try:
                 d.mkdir(parents=True, exist_ok=False)
             except FileExistsError:  # another clean-up's lock file made it again for a moment

@@ -127,4 +127,3 @@ def test_clean_up_destroys_a_domain_without_a_folder(tmp_path, conn):
     assert _destroy_orphans(conn, "test", live=set(), rr=rr) == ["test"]
     with pytest.raises(libvirt.libvirtError):
         conn.lookupByName("test")
-

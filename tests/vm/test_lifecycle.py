@@ -64,13 +64,18 @@ def serve_params(job: str, jobs: Path) -> StdioServerParameters:
                                        "--max-wall-s", "900"])
 
 
-def wait_gone(job: str, timeout: float) -> tuple[float, list[str]]:
+def wait_empty(listing, timeout: float) -> tuple[float, list[str]]:
+    """Poll ``listing()`` until it is empty or ``timeout`` passes: (seconds, what is left)."""
     t0 = time.monotonic()
-    left = running_domains(job)
+    left = listing()
     while left and time.monotonic() - t0 < timeout:
         time.sleep(0.2)
-        left = running_domains(job)
+        left = listing()
     return time.monotonic() - t0, left
+
+
+def wait_gone(job: str, timeout: float) -> tuple[float, list[str]]:
+    return wait_empty(lambda: running_domains(job), timeout)
 
 
 def wait_result(trial_dir: Path, timeout: float) -> dict | None:
@@ -172,10 +177,8 @@ def test_server_killed_with_sigkill_leaves_no_vm(tmp_path):
     took, left = wait_gone(job, GONE_WITHIN_S)
     assert not left, f"still running {took:.1f}s after the server was killed: {left}"
     # the watchdog also removes their run folders (it holds each one's lock while it does)
-    t0 = time.monotonic()
-    while (dirs := run_dirs(job)) and time.monotonic() - t0 < GONE_WITHIN_S:
-        time.sleep(0.2)
-    assert not dirs, f"run folders left {GONE_WITHIN_S:.0f}s after the server's VMs were gone: {dirs}"
+    took, dirs = wait_empty(lambda: run_dirs(job), GONE_WITHIN_S)
+    assert not dirs, f"run folders left {took:.1f}s after the server's VMs were gone: {dirs}"
     # the trial folder has no result.json: `schedcp jobs resume` would run it again
     assert not (tmp_path / "jobs" / job / "hackbench__external__a0" / "result.json").exists()
 
